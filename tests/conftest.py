@@ -1,0 +1,82 @@
+"""Shared fixtures: the device parametrisation and the PyTorch parity helper.
+
+* ``device`` runs a test on ``'cpu'`` and on ``'cuda'``; the cuda case carries the
+  ``gpu`` mark and is skipped cleanly where no usable GPU exists.
+* ``parity`` (see :func:`check_parity`) runs one op in minisegnet and in PyTorch on the
+  same float64 inputs and compares the outputs and every input gradient.
+"""
+import numpy as np
+import pytest
+
+import minisegnet as ms
+
+try:
+    import torch
+    torch.set_default_dtype(torch.float64)
+except ImportError:       # parity tests skip; .ci/run fails if they did
+    torch = None
+
+requires_torch = pytest.mark.skipif(torch is None, reason="PyTorch (the test oracle) is not installed")
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request):
+    if request.param == "cuda" and not ms.cuda.is_available():
+        pytest.skip("no usable CUDA device")
+    return request.param
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "parity" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.torch)
+
+
+def to_ms(array, device="cpu", requires_grad=None):
+    """A float64 minisegnet leaf on ``device`` (requires grad for floating arrays by default)."""
+    array = np.asarray(array)
+    if requires_grad is None:
+        requires_grad = array.dtype.kind == "f"
+    return ms.tensor(array, device=device, requires_grad=requires_grad)
+
+
+def to_torch(array, requires_grad=None):
+    array = np.asarray(array)
+    if requires_grad is None:
+        requires_grad = array.dtype.kind == "f"
+    return torch.tensor(array, requires_grad=requires_grad)
+
+
+def check_parity(ms_fn, torch_fn, arrays, device="cpu", rtol=1e-6, atol=1e-9, seed=0,
+                 check_grad=True):
+    """Run ``ms_fn`` and ``torch_fn`` on the same inputs; compare output and input gradients.
+
+    ``arrays`` is a list of NumPy arrays (floating ones get requires_grad); the functions
+    receive the converted tensors positionally. A random upstream gradient (the same for
+    both) drives backward. Returns the minisegnet output for further checks.
+    """
+    if torch is None:
+        pytest.skip("PyTorch (the test oracle) is not installed")
+    xs = [to_ms(a, device) for a in arrays]
+    ts = [to_torch(a) for a in arrays]
+    out = ms_fn(*xs)
+    ref = torch_fn(*ts)
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=rtol, atol=atol,
+                               err_msg="forward output differs from PyTorch")
+    if check_grad and ref.requires_grad:
+        g = np.random.default_rng(seed).standard_normal(ref.shape)
+        out.backward(ms.tensor(g, dtype=out.dtype, device=device))
+        ref.backward(torch.tensor(g, dtype=ref.dtype))
+        for i, (x, t) in enumerate(zip(xs, ts)):
+            if t.grad is None:
+                continue
+            assert x.grad is not None, f"input {i} got no gradient but PyTorch gives one"
+            np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=rtol, atol=atol,
+                                       err_msg=f"gradient of input {i} differs from PyTorch")
+    return out
+
+
+@pytest.fixture
+def parity():
+    """The :func:`check_parity` helper, as a fixture (marks the test ``torch``)."""
+    return check_parity
