@@ -21,3 +21,5 @@ from .tensor import (Tensor, arange, bool_, enable_grad, float16, float32, float
 from . import functional
 from .functional import cat, stack, where
 from .gradcheck import gradcheck
+from . import nn, optim
+from .checkpoint import CheckpointError, load, save

@@ -19,7 +19,7 @@ except ImportError:       # parity tests skip; .ci/run fails if they did
 requires_torch = pytest.mark.skipif(torch is None, reason="PyTorch (the test oracle) is not installed")
 
 
-@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.fixture(scope="session", params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 def device(request):
     if request.param == "cuda" and not ms.cuda.is_available():
         pytest.skip("no usable CUDA device")
@@ -76,7 +76,7 @@ def check_parity(ms_fn, torch_fn, arrays, device="cpu", rtol=1e-6, atol=1e-9, se
     return out
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def parity():
     """The :func:`check_parity` helper, as a fixture (marks the test ``torch``)."""
     return check_parity

@@ -406,11 +406,8 @@ class MatMul(Function):
         xp = backend.array_module(a, b)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        g = grad_out
-        if a.ndim == 1:
-            g = xp.expand_dims(g, -2)
-        if b.ndim == 1:
-            g = xp.expand_dims(g, -1)
+        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+        g = grad_out.reshape(batch + (a2.shape[-2], b2.shape[-1]))   # undo the 1-d promotion
         ga = gb = None
         if ctx.needs_input_grad[0]:
             ga = g @ xp.swapaxes(b2, -1, -2)
