@@ -5,6 +5,8 @@
 * ``parity`` (see :func:`check_parity`) runs one op in minisegnet and in PyTorch on the
   same float64 inputs and compares the outputs and every input gradient.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,9 @@ try:
     torch.set_default_dtype(torch.float64)
 except ImportError:       # parity tests skip; .ci/run fails if they did
     torch = None
+    if os.environ.get("MINISEGNET_REQUIRE_TORCH"):
+        raise RuntimeError("MINISEGNET_REQUIRE_TORCH is set but PyTorch (the test oracle) cannot be "
+                           "imported: install the test extra, pip install -e '.[test]'")
 
 requires_torch = pytest.mark.skipif(torch is None, reason="PyTorch (the test oracle) is not installed")
 
