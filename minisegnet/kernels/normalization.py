@@ -1,0 +1,275 @@
+"""Array kernels for the normalising ops: batch norm, softmax / log-softmax, and the
+fused softmax cross-entropy. Plain functions on NumPy or CuPy arrays; no autograd.
+
+Every kernel here works on a 3-d view ``(A, C, B)`` of its input, where ``C`` is the
+axis being normalised (the channel axis of batch norm, the class axis of softmax) and
+``A``, ``B`` are everything before and after it:
+
+    (N, C)        -> (N, C, 1)           softmax over classes of a batch of vectors
+    (N, C, H, W)  -> (N, C, H*W)         per-pixel softmax, per-channel batch norm
+
+so one code path serves vectors and images, and no transpose is ever needed: the
+reductions run over axis 1 of that view, in place.
+
+Speed on the CPU. Each op is a handful of passes over a large array (subtract the max,
+exponentiate, sum, scale ...). Done on the whole array, every pass streams it through
+memory again; done *block by block* (a few images, or part of one image, ~2 MB at a
+time), all passes over one block run while it is still in the cache. NumPy releases
+the GIL inside its array loops, so the blocks can also run on a small thread pool
+(:func:`for_each_block`), like PyTorch's intra-op threads. On the GPU (CuPy) the whole
+array is one block: CuPy kernels are already parallel.
+"""
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .. import backend
+
+BLOCK_ELEMENTS = 1 << 19        # ~2 MB of float32 per block: it stays in a core's L2 cache
+PARALLEL_MIN_ELEMENTS = 1 << 17  # below this the thread hand-off costs more than it saves
+
+_pool = {"executor": None, "pid": None, "workers": 0}
+_inside_worker = threading.local()
+
+
+# ---------------------------------------------------------------------- blocks and threads
+def num_threads():
+    """Worker threads for CPU kernels: ``$MINISEGNET_NUM_THREADS`` or the usable CPU count."""
+    env = os.environ.get("MINISEGNET_NUM_THREADS", "").strip()
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:          # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _executor(workers):
+    # A pool made before a fork (e.g. in a DataLoader worker process) has no threads in
+    # the child: make a fresh one there.
+    if _pool["executor"] is None or _pool["pid"] != os.getpid() or _pool["workers"] != workers:
+        _pool.update(executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minisegnet"),
+                     pid=os.getpid(), workers=workers)
+    return _pool["executor"]
+
+
+def as_3d(x, axis):
+    """View ``x`` as ``(A, C, B)`` with ``C = x.shape[axis]`` (a copy only if x is not contiguous)."""
+    a = int(np.prod(x.shape[:axis], dtype=np.int64))
+    b = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+    return x.reshape(a, x.shape[axis], b)
+
+
+def blocks(shape3, xp=np):
+    """Split an ``(A, C, B)`` array into blocks ``(slice over A, slice over B)`` of about
+    :data:`BLOCK_ELEMENTS` elements each (the whole array is one block on the GPU)."""
+    a, c, b = shape3
+    if xp is not np or a * c * b <= BLOCK_ELEMENTS:
+        return [(slice(0, a), slice(0, b))]
+    per_row = c * b
+    if per_row <= BLOCK_ELEMENTS:                    # whole rows: several items of the batch
+        step = BLOCK_ELEMENTS // per_row
+        return [(slice(i, min(i + step, a)), slice(0, b)) for i in range(0, a, step)]
+    step = max(1, BLOCK_ELEMENTS // c)               # one item is big: split its B axis too
+    return [(slice(i, i + 1), slice(j, min(j + step, b))) for i in range(a) for j in range(0, b, step)]
+
+
+def for_each_block(shape3, work, xp=np):
+    """Call ``work(rows, cols)`` for every block of :func:`blocks`; return the results in order.
+
+    Blocks of large CPU arrays are shared out among :func:`num_threads` threads (this
+    one included, so no thread sits idle waiting); ``work`` must write only its own block.
+    """
+    parts = blocks(shape3, xp)
+    workers = min(num_threads(), len(parts))
+    big = shape3[0] * shape3[1] * shape3[2] >= PARALLEL_MIN_ELEMENTS
+    if workers < 2 or not big or getattr(_inside_worker, "active", False):
+        return [work(rows, cols) for rows, cols in parts]
+
+    def run(group):
+        _inside_worker.active = True     # kernels called from inside a block stay in this thread
+        try:
+            return [work(rows, cols) for rows, cols in group]
+        finally:
+            _inside_worker.active = False
+
+    per = -(-len(parts) // workers)
+    groups = [parts[i:i + per] for i in range(0, len(parts), per)]
+    pool = _executor(workers - 1)
+    futures = [pool.submit(run, g) for g in groups[1:]]
+    results = run(groups[0])
+    for f in futures:
+        results.extend(f.result())
+    return results
+
+
+def _channel_sum(parts, dtype=np.float64):
+    """Add per-block partial sums (each of shape (C,)) in float64."""
+    total = parts[0].astype(dtype)
+    for p in parts[1:]:
+        total = total + p
+    return total
+
+
+def _col(v, dtype):
+    """A per-channel vector (C,) as a (1, C, 1) array that broadcasts over an (A, C, B) block."""
+    return v.astype(dtype, copy=False).reshape(1, -1, 1)
+
+
+# ---------------------------------------------------------------------- batch norm
+def batch_statistics(x3):
+    """Per-channel mean and biased variance of an ``(N, C, S)`` array, over N and S.
+
+    Two passes (mean first, then the mean of squared deviations): the one-pass
+    ``E[x^2] - E[x]^2`` loses all precision in float32 when the mean is large.
+    Returns float64 arrays of shape (C,).
+    """
+    xp = backend.array_module(x3)
+    count = x3.shape[0] * x3.shape[2]
+    mean = _channel_sum(for_each_block(x3.shape, lambda r, c: x3[r, :, c].sum(axis=(0, 2)), xp)) / count
+
+    def squares(rows, cols):
+        centred = x3[rows, :, cols] - _col(mean, x3.dtype)
+        return xp.einsum("ncs,ncs->c", centred, centred)
+
+    var = _channel_sum(for_each_block(x3.shape, squares, xp)) / count
+    return mean, var
+
+
+def scale_shift(x3, scale, shift):
+    """``y = x * scale + shift`` with per-channel (C,) ``scale`` and ``shift``: (N, C, S) -> (N, C, S)."""
+    xp = backend.array_module(x3)
+    y = xp.empty(x3.shape, dtype=x3.dtype)
+    scale, shift = _col(scale, x3.dtype), _col(shift, x3.dtype)
+
+    def work(rows, cols):
+        out = y[rows, :, cols]
+        xp.multiply(x3[rows, :, cols], scale, out=out)
+        out += shift
+
+    for_each_block(x3.shape, work, xp)
+    return y
+
+
+def batch_norm_grad_sums(dy3, x3, mean):
+    """Per-channel ``sum(dy)`` and ``sum(dy * (x - mean))`` over N and S (float64, shape (C,))."""
+    xp = backend.array_module(x3)
+
+    def work(rows, cols):
+        g = dy3[rows, :, cols]
+        centred = x3[rows, :, cols] - _col(mean, x3.dtype)
+        return g.sum(axis=(0, 2)), xp.einsum("ncs,ncs->c", g, centred)
+
+    parts = for_each_block(x3.shape, work, xp)
+    return _channel_sum([p[0] for p in parts]), _channel_sum([p[1] for p in parts])
+
+
+def affine_combination(dy3, x3, a, b, c):
+    """``dx = a * dy + b * x + c`` with per-channel (C,) ``a``, ``b``, ``c``: the batch-norm
+    input gradient once its per-channel coefficients are known."""
+    xp = backend.array_module(x3)
+    dx = xp.empty(x3.shape, dtype=x3.dtype)
+    a, b, c = (_col(v, x3.dtype) for v in (a, b, c))
+
+    def work(rows, cols):
+        out = dx[rows, :, cols]
+        xp.multiply(x3[rows, :, cols], b, out=out)
+        out += c
+        out += dy3[rows, :, cols] * a
+
+    for_each_block(x3.shape, work, xp)
+    return dx
+
+
+# ---------------------------------------------------------------------- softmax
+def softmax(x3, log=False):
+    """Softmax (or log-softmax) over axis 1 of an ``(A, C, B)`` array, stably.
+
+    ``softmax(x) = exp(x - m) / sum(exp(x - m))`` with ``m = max(x)`` over the axis: the
+    shift does not change the result (it cancels) but keeps ``exp`` from overflowing.
+    ``log_softmax(x) = (x - m) - log(sum(exp(x - m)))``.
+    """
+    xp = backend.array_module(x3)
+    y = xp.empty(x3.shape, dtype=x3.dtype)
+
+    def work(rows, cols):
+        xb, yb = x3[rows, :, cols], y[rows, :, cols]
+        xp.subtract(xb, xb.max(axis=1, keepdims=True), out=yb)
+        if log:
+            yb -= xp.log(xp.exp(yb).sum(axis=1, keepdims=True))
+        else:
+            xp.exp(yb, out=yb)
+            yb /= yb.sum(axis=1, keepdims=True)
+
+    for_each_block(x3.shape, work, xp)
+    return y
+
+
+def softmax_backward(y3, g3, log=False):
+    """Input gradient of (log-)softmax over axis 1, from its output ``y`` and upstream ``g``.
+
+    softmax:     dx = y * (g - sum(g * y))
+    log-softmax: dx = g - exp(y) * sum(g)      (exp(y) is the softmax)
+    """
+    xp = backend.array_module(y3)
+    dx = xp.empty(y3.shape, dtype=y3.dtype)
+
+    def work(rows, cols):
+        yb, gb, out = y3[rows, :, cols], g3[rows, :, cols], dx[rows, :, cols]
+        if log:
+            xp.exp(yb, out=out)
+            out *= gb.sum(axis=1, keepdims=True)
+            xp.subtract(gb, out, out=out)
+        else:
+            xp.multiply(gb, yb, out=out)
+            xp.subtract(gb, out.sum(axis=1, keepdims=True), out=out)
+            out *= yb
+
+    for_each_block(y3.shape, work, xp)
+    return dx
+
+
+def softmax_cross_entropy(x3, target, coef=None):
+    """Fused log-softmax + negative log-likelihood over axis 1 of ``(N, C, S)`` logits.
+
+    Args:
+        x3: logits (N, C, S).
+        target: class indices (N, S), every entry in [0, C) (ignored pixels already
+            replaced by any valid class; their weight is zero).
+        coef: (N, S) factor of each pixel's loss in the total, or None when no
+            gradient is needed.
+
+    Returns ``(loss, grad)``: ``loss[n, s] = logsumexp(x[n, :, s]) - x[n, target, s]``
+    (N, S), and ``grad = (softmax(x) - onehot(target)) * coef`` (N, C, S), the gradient
+    of ``sum(coef * loss)``, or None. The one-hot is never built: the softmax is scaled
+    by ``coef`` and ``coef`` is subtracted at the one target entry per pixel.
+    """
+    xp = backend.array_module(x3)
+    x3 = xp.ascontiguousarray(x3)
+    n, c, s = x3.shape
+    loss = xp.empty((n, s), dtype=x3.dtype)
+    grad = xp.empty(x3.shape, dtype=x3.dtype) if coef is not None else None
+    x_flat = x3.reshape(-1)
+
+    def work(rows, cols):
+        xb = x3[rows, :, cols]
+        e = grad[rows, :, cols] if grad is not None else xp.empty(xb.shape, dtype=xb.dtype)
+        m = xb.max(axis=1, keepdims=True)
+        xp.subtract(xb, m, out=e)
+        xp.exp(e, out=e)
+        total = e.sum(axis=1, keepdims=True)                      # sum exp(x - m), (n, 1, s)
+        # flat position of x[i, target[i, j], j] in the whole array, for the block's i, j
+        i = xp.arange(rows.start, rows.stop)[:, None]
+        j = xp.arange(cols.start, cols.stop)[None, :]
+        at_target = ((i * c + target[rows, cols]) * s + j).reshape(-1)
+        loss[rows, cols] = (xp.log(total) + m)[:, 0, :] - xp.take(x_flat, at_target).reshape(total.shape[0], -1)
+        if grad is not None:
+            cb = coef[rows, cols]
+            e *= (cb / total[:, 0, :])[:, None, :]                 # softmax * coef
+            grad_flat = grad.reshape(-1)
+            grad_flat[at_target] -= cb.reshape(-1)                 # - onehot * coef
+
+    for_each_block(x3.shape, work, xp)
+    return loss, grad
