@@ -1,0 +1,7 @@
+"""``python -m minisegnet ...`` is the ``minisegnet`` command (see :mod:`minisegnet.cli`)."""
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
