@@ -259,22 +259,23 @@ def compare_params_grads(ms_module, t_module):
         close(p.grad.numpy(), tp.grad.numpy(), f"gradient of {name}")
 
 
-def run_parity(ms_module, t_module, ms_fn, t_fn, shapes, train, seed=0):
+def run_parity(ms_module, t_module, ms_fn, t_fn, shapes, train, seed=0, device="cpu"):
     ms_module.double()
     t_module.double()
     randomize(ms_module, seed)
     copy_to_torch(ms_module, t_module)
+    ms_module.to(device)
     ms_module.train(train)
     t_module.train(train)
     rng = np.random.default_rng(seed + 1)
     arrays = [rng.standard_normal(s) for s in shapes]
-    xs = [ms.tensor(a, requires_grad=True) for a in arrays]
+    xs = [ms.tensor(a, device=device, requires_grad=True) for a in arrays]
     ts = [torch.tensor(a, requires_grad=True) for a in arrays]
     out, ref = ms_fn(xs), t_fn(ts)
     assert out.shape == tuple(ref.shape)
     close(out.numpy(), ref.detach().numpy(), "forward output")
     g = rng.standard_normal(out.shape)
-    out.backward(ms.tensor(g))
+    out.backward(ms.tensor(g, device=device))
     ref.backward(torch.tensor(g))
     for i, (x, t) in enumerate(zip(xs, ts)):
         if t.grad is not None:
@@ -330,9 +331,9 @@ def head_case(name):
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("name", ["fcn", "fcn_aux", "pyramid_pooling", "psp", "aspp_module", "aspp", "dsaspp",
                                   "fcn8s_resize", "fcn8s_crop"])
-def test_head_matches_pytorch_twin(name, train):
+def test_head_matches_pytorch_twin(name, train, device):
     m, t, ms_fn, t_fn, shapes = head_case(name)
-    run_parity(m, t, ms_fn, t_fn or t, shapes, train)
+    run_parity(m, t, ms_fn, t_fn or t, shapes, train, device=device)
 
 
 def test_conv_module_layers_and_bias():
@@ -487,12 +488,12 @@ def test_load_torch_weights_without_torch_says_what_to_do(monkeypatch, tmp_path)
 
 # ---------------------------------------------------------------------------- segmentors and the zoo
 @pytest.mark.parametrize("name", ZOO)
-def test_zoo_model_odd_size_backward_and_checkpoint(name, tmp_path):
+def test_zoo_model_odd_size_backward_and_checkpoint(name, tmp_path, device):
     ms.manual_seed(0)
-    model = models.create(name, num_classes=3, channels=16, aux=True)
-    img = ms.randn(2, 3, 37, 53)
-    target = ms.randint(0, 3, (2, 37, 53))
-    target.data[:, :3] = 255                               # some ignored pixels
+    model = models.create(name, num_classes=3, channels=16, aux=True).to(device)
+    labels = np.random.default_rng(0).integers(0, 3, (2, 37, 53))
+    labels[:, :3] = 255                                    # some ignored pixels
+    img, target = ms.randn(2, 3, 37, 53, device=device), ms.tensor(labels, device=device)
     assert model(img).shape == (2, 3, 37, 53)
     losses = model.loss(img, target)
     assert set(losses) == {"loss", "loss_decode", "loss_aux"}
@@ -506,7 +507,7 @@ def test_zoo_model_odd_size_backward_and_checkpoint(name, tmp_path):
     path = tmp_path / f"{name}.npz"
     ms.save(model.state_dict(), path)
     ms.manual_seed(1)
-    other = models.create(name, num_classes=3, channels=16, aux=True).eval()
+    other = models.create(name, num_classes=3, channels=16, aux=True).to(device).eval()
     other.load_state_dict(ms.load(path))
     np.testing.assert_array_equal(other(img).numpy(), expected)
     pred = other.predict(img)
@@ -516,7 +517,8 @@ def test_zoo_model_odd_size_backward_and_checkpoint(name, tmp_path):
 @requires_torch
 def test_encoder_decoder_loss_and_gradients_match_pytorch():
     """The whole FCN (resnet_tiny at output stride 8 + FCNHead + auxiliary FCNHead on c3):
-    logits at the input size, cross-entropy with ignore_index 255, aux weight 0.4."""
+    logits at the input size, cross-entropy with ignore_index 255, aux weight 0.4, and
+    the optional Dice term."""
     model = models.create("fcn", num_classes=4, channels=8, aux=True, dropout_ratio=0)
     twin = tnn.Module()
     twin.backbone = TResNet((1, 1, 1, 1), 16, output_stride=8)
@@ -530,14 +532,20 @@ def test_encoder_decoder_loss_and_gradients_match_pytorch():
     x = rng.standard_normal((2, 3, 29, 35))
     y = rng.integers(0, 4, (2, 29, 35))
     y[0, :5] = 255
-    losses = model.loss(ms.tensor(x), ms.tensor(y))
-    tx = torch.tensor(x)
+    losses = model.loss(ms.tensor(x), ms.tensor(y), dice_weight=0.5)
+    tx, ty = torch.tensor(x), torch.tensor(y)
     feats = twin.backbone(tx)
-    main = TF.cross_entropy(t_resize(twin.decode_head(feats), (29, 35)), torch.tensor(y), ignore_index=255)
-    aux = TF.cross_entropy(t_resize(twin.auxiliary_head(feats), (29, 35)), torch.tensor(y), ignore_index=255)
-    total = main + 0.4 * aux
+    logits = t_resize(twin.decode_head(feats), (29, 35))
+    main = TF.cross_entropy(logits, ty, ignore_index=255)
+    aux = TF.cross_entropy(t_resize(twin.auxiliary_head(feats), (29, 35)), ty, ignore_index=255)
+    valid = (ty != 255)[:, None].double()
+    prob = logits.softmax(dim=1) * valid
+    onehot = TF.one_hot(ty.clamp(max=3), 4).permute(0, 3, 1, 2).double() * valid
+    dice = 1 - ((2 * (prob * onehot).sum((0, 2, 3)) + 1) / (prob.sum((0, 2, 3)) + onehot.sum((0, 2, 3)) + 1)).mean()
+    total = main + 0.4 * aux + 0.5 * dice
     close(losses["loss_decode"].item(), main.item(), "loss_decode")
     close(losses["loss_aux"].item(), aux.item(), "loss_aux")
+    close(losses["loss_dice"].item(), dice.item(), "loss_dice")
     close(losses["loss"].item(), total.item(), "loss")
     losses["loss"].backward()
     total.backward()

@@ -71,13 +71,14 @@ class EncoderDecoder(nn.Module):
         feats = self.forward_backbone(img)
         return self._decode(self.decode_head, feats, img.shape[2:])
 
-    def loss(self, img, target):
+    def loss(self, img, target, dice_weight=0.0):
         """The training losses as a dict of scalar Tensors.
 
         ``target`` holds integer labels (N, H, W); pixels equal to ``ignore_index`` (255)
-        do not count. Returns ``{'loss_decode', 'loss'}`` and, with an auxiliary head,
-        ``'loss_aux'``; ``loss = loss_decode + aux_weight * loss_aux`` is what to
-        ``backward()``.
+        do not count. Returns ``{'loss_decode', 'loss'}``, plus ``'loss_aux'`` with an
+        auxiliary head and ``'loss_dice'`` (soft Dice of the main logits) when
+        ``dice_weight > 0``; ``loss = loss_decode + aux_weight * loss_aux +
+        dice_weight * loss_dice`` is what to ``backward()``.
         """
         self._check_image(img)
         if not isinstance(target, Tensor):
@@ -98,6 +99,9 @@ class EncoderDecoder(nn.Module):
             aux_logits = self._decode(self.auxiliary_head, feats, size)
             losses["loss_aux"] = F.cross_entropy(aux_logits, target, ignore_index=self.ignore_index)
             total = total + losses["loss_aux"] * self.aux_weight
+        if dice_weight:
+            losses["loss_dice"] = F.dice_loss(logits, target, ignore_index=self.ignore_index)
+            total = total + losses["loss_dice"] * dice_weight
         losses["loss"] = total
         return losses
 
