@@ -1,0 +1,165 @@
+"""Resizing as matrices: the weights that resize one axis, and applying them separably.
+
+Nearest and bilinear resizing of an image batch ``x`` of shape (N, C, H, W) to
+(N, C, OH, OW) are *linear* maps, and they act on the rows and on the columns
+independently. Each is therefore two small matrices::
+
+    out[n, c] = A_h @ x[n, c] @ A_w.T          A_h: (OH, H),   A_w: (OW, W)
+
+Row ``o`` of ``A_h`` says how output row ``o`` mixes the input rows: bilinear puts
+``1 - t`` and ``t`` on the two input rows around the source coordinate of ``o``,
+nearest puts a single 1. The gradient of a linear map is its transpose, so the
+backward pass is the same routine with the transposed matrices::
+
+    grad_x[n, c] = A_h.T @ grad_out[n, c] @ A_w
+
+Adaptive average pooling (:mod:`.pooling`) is the same shape of computation with
+averaging matrices, and uses :func:`separable_apply` too.
+
+One difference from PyTorch's direct kernels: a product with a matrix touches every
+entry of a row, so a NaN or inf in the input spreads along its whole row and column
+of the output (``0 * inf = nan``) instead of only to its neighbours.
+"""
+import functools
+
+import numpy as np
+
+from .. import backend
+
+
+# ---------------------------------------------------------------------- coordinates
+def source_coordinates(in_size, out_size, align_corners, scale_factor=None):
+    """Where each output pixel samples the input, for linear interpolation (PyTorch's rule).
+
+    Returns a float64 array of length ``out_size``: output index ``i`` reads the input
+    at the (fractional) coordinate ``src[i]``.
+
+    * ``align_corners=True``: the first and last pixel *centres* of input and output
+      line up: ``src = i * (in - 1) / (out - 1)`` (and 0 when ``out == 1``).
+    * ``align_corners=False``: the *edges* of the images line up and pixels are
+      sampled at their centres: ``src = (i + 0.5) * in / out - 0.5``, clamped at 0.
+      When ``scale_factor`` was given (and not recomputed), PyTorch uses
+      ``1 / scale_factor`` in place of ``in / out``; the two differ when
+      ``in * scale_factor`` is not an integer.
+
+    Example, 2 -> 4 pixels: True gives [0, 1/3, 2/3, 1]; False gives
+    [0 (from -0.25), 0.25, 0.75, 1.25].
+    """
+    i = np.arange(out_size, dtype=np.float64)
+    if align_corners:
+        ratio = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+        return i * ratio
+    ratio = 1.0 / scale_factor if scale_factor else in_size / out_size
+    return np.maximum(ratio * (i + 0.5) - 0.5, 0.0)
+
+
+def linear_weights(in_size, out_size, align_corners, scale_factor=None):
+    """The (out_size, in_size) matrix of 1-D linear interpolation along one axis.
+
+    Output ``i`` reads source coordinate ``s = src[i]`` (:func:`source_coordinates`);
+    with ``i0 = floor(s)`` (at most ``in - 1``), ``t = s - i0`` and ``i1 = i0 + 1``
+    (or ``i0`` at the last pixel) the row is ``(1 - t)`` at ``i0`` and ``t`` at ``i1``.
+    Each row sums to 1. Same sizes give the identity, as in PyTorch.
+    """
+    weights = np.zeros((out_size, in_size))
+    if in_size == out_size:
+        np.fill_diagonal(weights, 1.0)
+        return weights
+    src = source_coordinates(in_size, out_size, align_corners, scale_factor)
+    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    t = np.clip(src - i0, 0.0, 1.0)
+    i1 = i0 + (i0 < in_size - 1)
+    rows = np.arange(out_size)
+    np.add.at(weights, (rows, i0), 1.0 - t)
+    np.add.at(weights, (rows, i1), t)
+    return weights
+
+
+def nearest_indices(in_size, out_size, scale_factor=None):
+    """Input index read by each output index for mode='nearest': ``floor(i * scale)``.
+
+    ``scale`` is ``in / out``, or ``1 / scale_factor`` when a scale factor was given.
+    PyTorch computes this product in float32 and so do we, so that the rare index
+    where float32 and float64 round differently agrees with PyTorch too. The index
+    is capped at ``in - 1``; same sizes give the identity and doubling gives ``i // 2``.
+    """
+    i = np.arange(out_size)
+    if out_size == in_size:
+        return i
+    if out_size == 2 * in_size:
+        return i // 2
+    if scale_factor:
+        scale = np.float32(1.0 / scale_factor)
+    else:
+        scale = np.float32(in_size) / np.float32(out_size)
+    src = np.floor(i.astype(np.float32) * scale).astype(np.int64)
+    return np.minimum(src, in_size - 1)
+
+
+def nearest_weights(in_size, out_size, scale_factor=None):
+    """The (out_size, in_size) 0/1 matrix of nearest resizing: one 1 per row."""
+    weights = np.zeros((out_size, in_size))
+    weights[np.arange(out_size), nearest_indices(in_size, out_size, scale_factor)] = 1.0
+    return weights
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_matrix(builder, args, xp, dtype):
+    matrix = xp.asarray(builder(*args), dtype=dtype)
+    if xp is np:
+        matrix.flags.writeable = False     # shared by every call with these sizes
+    return matrix
+
+
+def cached_matrix(builder, args, like, dtype=None):
+    """``builder(*args)`` as an array of ``like``'s module and dtype (or ``dtype``), built once.
+
+    ``builder`` is a function returning a float64 NumPy matrix (:func:`linear_weights`,
+    :func:`nearest_weights`, ...) and ``args`` a hashable tuple of its arguments. Models call the same resize with the same sizes every
+    step, so the small matrices are computed (and copied to the GPU) only once.
+    """
+    dtype = np.dtype(like.dtype if dtype is None else dtype)
+    return _cached_matrix(builder, tuple(args), backend.array_module(like), dtype)
+
+
+# ---------------------------------------------------------------------- application
+SMALL_PLANE = 256   # planes of at most this many pixels (16 x 16) use one Kronecker matrix
+
+
+def _matmul(a, b):
+    """``a @ b``, batched over leading dims. With a contracted length of 1 the product
+    is an outer product, which BLAS computes slowly; einsum does it as a broadcast."""
+    if a.shape[-1] == 1:
+        return backend.array_module(a, b).einsum("...ik,...kj->...ij", a, b)
+    return a @ b
+
+
+def separable_apply(x, row_matrix, col_matrix):
+    """``row_matrix @ x[n, c] @ col_matrix.T`` for every image: (N, C, H, W) -> (N, C, R, K).
+
+    ``row_matrix`` is (R, H) and ``col_matrix`` (K, W). Two ways to compute it:
+
+    * Two steps. The column step is one large matrix product over all rows at once,
+      ``x.reshape(-1, W) @ col_matrix.T``; the row step a batch of small products
+      ``row_matrix @ x[n, c]``. Both orders cost the same arithmetic when the axes
+      scale alike, but the batched small products are slow on large images, so they
+      get the smaller array: rows first when the columns grow, columns first when
+      they shrink.
+    * One step, for small planes (pooled maps, their gradients): flattening each
+      plane row by row turns ``A @ X @ B.T`` into ``kron(A, B) @ x.flat``, so
+      ``x.reshape(N * C, H * W) @ kron(A, B).T`` is a single (R*K, H*W) product.
+      It does more arithmetic than the two steps, but in one efficient call.
+    """
+    n, c, h, w = x.shape
+    rows, cols = row_matrix.shape[0], col_matrix.shape[0]
+    if h * w <= SMALL_PLANE and rows * cols <= SMALL_PLANE:
+        xp = backend.array_module(x)
+        kron = xp.kron(row_matrix, col_matrix)                          # (R*K, H*W)
+        return _matmul(x.reshape(n * c, h * w), kron.T).reshape(n, c, rows, cols)
+    cost_rows_first = rows * h * w + rows * w * cols
+    cost_cols_first = h * w * cols + rows * h * cols
+    if cost_rows_first < cost_cols_first or (cost_rows_first == cost_cols_first and cols >= w):
+        y = _matmul(row_matrix, x)                                       # (N, C, R, W)
+        return _matmul(y.reshape(-1, w), col_matrix.T).reshape(n, c, rows, cols)
+    y = _matmul(x.reshape(-1, w), col_matrix.T).reshape(n, c, h, cols)  # (N, C, H, K)
+    return _matmul(row_matrix, y)

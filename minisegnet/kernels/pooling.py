@@ -1,0 +1,292 @@
+"""Pooling on raw arrays: sliding windows (max, average) and adaptive bins.
+
+All functions take an image batch of shape (N, C, H, W) and give (N, C, OH, OW).
+
+**Sliding windows without building them.** A pooling window at output (oh, ow) covers
+the padded input rows ``oh * s + i * d`` for kernel offsets ``i = 0..k-1`` (stride s,
+dilation d), and the same for columns. Fix one offset (i, j): the values at that
+offset in *every* window form one strided slice of the padded input::
+
+    xpad[:, :, i*d : i*d + s*(OH-1) + 1 : s,  j*d : j*d + s*(OW-1) + 1 : s]   # (N, C, OH, OW)
+
+So a pool is a loop over the ``k * k`` offsets with one whole-array operation each
+(a running maximum, a running sum), and its backward adds the gradient back through
+the same slices. No copy of the windows is made.
+
+**Adaptive pooling** picks the windows from the output size instead: output ``i`` of
+``out`` pools the input range ``[floor(i * in / out), ceil((i + 1) * in / out))``
+(:func:`adaptive_bins`). Neighbouring bins overlap when ``out`` does not divide ``in``.
+Adaptive *average* pooling is linear and separable, ``P_h @ x @ P_w.T`` with small
+averaging matrices (:func:`adaptive_avg_weights`); adaptive *max* pooling gathers the
+bins, padded to a common length by repeating their last index.
+"""
+from collections import namedtuple
+
+import numpy as np
+
+from .. import backend
+from .interpolation import cached_matrix, separable_apply
+
+
+# ---------------------------------------------------------------------- geometry
+def pool_output_size(in_size, kernel_size, stride, padding=0, dilation=1, ceil_mode=False):
+    """Number of windows along one axis (PyTorch's formula).
+
+    ``floor((in + 2p - d(k-1) - 1) / s) + 1``, or with ``ceil`` in ``ceil_mode``; in
+    ``ceil_mode`` a last window that would *start* in the right padding (beyond
+    ``in + p``) is dropped, so every window starts inside the input or the left padding.
+    The result can be 0 or negative when the kernel does not fit; callers check.
+    """
+    span = dilation * (kernel_size - 1) + 1
+    numerator = in_size + 2 * padding - span + (stride - 1 if ceil_mode else 0)
+    out = numerator // stride + 1
+    if ceil_mode and out > 0 and (out - 1) * stride >= in_size + padding:
+        out -= 1
+    return out
+
+
+PoolGeometry = namedtuple("PoolGeometry", "in_size out_size padded_size kernel stride padding dilation")
+PoolGeometry.__doc__ = """Where the windows of a 2-d pool lie; every field is an (h, w) pair.
+
+``padded_size`` is the input size plus the left padding, plus whatever right padding
+the last window reaches (with ``ceil_mode`` that can exceed ``padding``)."""
+
+
+def pool_geometry(in_size, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+    """The :class:`PoolGeometry` of pooling an (H, W) image; all arguments are pairs."""
+    out_size, padded = [], []
+    for axis in range(2):
+        n, k, s, p, d = (in_size[axis], kernel_size[axis], stride[axis], padding[axis],
+                         dilation[axis])
+        out = pool_output_size(n, k, s, p, d, ceil_mode)
+        out_size.append(out)
+        padded.append(max(p + n + p, (out - 1) * s + (k - 1) * d + 1))
+    return PoolGeometry(tuple(in_size), tuple(out_size), tuple(padded), tuple(kernel_size),
+                        tuple(stride), tuple(padding), tuple(dilation))
+
+
+def offset_slice(geometry, axis, i):
+    """The slice along ``axis`` (0 = rows, 1 = columns) of kernel offset ``i`` in every window."""
+    start = i * geometry.dilation[axis]
+    return slice(start, start + geometry.stride[axis] * (geometry.out_size[axis] - 1) + 1,
+                 geometry.stride[axis])
+
+
+def window_offsets(geometry):
+    """``[(k, region)]`` for the kernel offsets in row-major order; ``xpad[region]`` is (N, C, OH, OW)."""
+    kh, kw = geometry.kernel
+    return [(i * kw + j, (Ellipsis, offset_slice(geometry, 0, i), offset_slice(geometry, 1, j)))
+            for i in range(kh) for j in range(kw)]
+
+
+def pad_input(x, geometry, value):
+    """``x`` placed at (padding_h, padding_w) in a ``padded_size`` array filled with ``value``."""
+    (h, w), (hp, wp), (ph, pw) = geometry.in_size, geometry.padded_size, geometry.padding
+    if (hp, wp) == (h, w):
+        return x
+    xp = backend.array_module(x)
+    out = xp.full(x.shape[:2] + (hp, wp), value, dtype=x.dtype)
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out
+
+
+def crop_padding(xpad, geometry):
+    """The inverse of :func:`pad_input`: the (H, W) part of a padded array."""
+    (h, w), (ph, pw) = geometry.in_size, geometry.padding
+    return xpad[:, :, ph:ph + h, pw:pw + w]
+
+
+# ---------------------------------------------------------------------- max pooling
+def max_pool2d_forward(x, geometry, return_argmax=True):
+    """Max over each window: (N, C, H, W) -> (N, C, OH, OW), and where it was.
+
+    Returns ``(out, argmax)``. ``argmax`` holds, per output, the kernel offset
+    ``i * kw + j`` of the *first* maximum in row-major window order (PyTorch's rule,
+    which also lets a NaN win so that it propagates); ``None`` when
+    ``return_argmax`` is False (inference), which skips that bookkeeping.
+    The padding is ``-inf``, so it never wins against a real value.
+    """
+    xp = backend.array_module(x)
+    xpad = pad_input(x, geometry, -np.inf)
+    offsets = window_offsets(geometry)
+    out = xpad[offsets[0][1]].copy()
+    if not return_argmax:
+        for _, region in offsets[1:]:
+            xp.maximum(out, xpad[region], out=out)      # maximum propagates NaN
+        return out, None
+    argmax = xp.zeros(out.shape, dtype=np.uint8 if len(offsets) <= 256 else np.int32)
+    for k, region in offsets[1:]:
+        values = xpad[region]
+        better = values > out
+        better |= xp.isnan(values)
+        xp.copyto(out, values, where=better)
+        xp.copyto(argmax, k, where=better)
+    return out, argmax
+
+
+def max_pool2d_backward(grad_out, argmax, geometry, use_raw_kernel=True):
+    """Send each output's gradient to the input element that was its maximum.
+
+    Windows overlap when stride < kernel, so one input can receive several
+    gradients: they add. On CuPy a RawKernel does this in one pass
+    (:mod:`.cuda_pooling`) unless ``use_raw_kernel`` is False; the loop below is the
+    reference it is tested against.
+    """
+    xp = backend.array_module(grad_out)
+    if xp is not np and use_raw_kernel:
+        from .cuda_pooling import max_pool2d_backward_cuda
+        return max_pool2d_backward_cuda(grad_out, argmax, geometry)
+    grad_pad = xp.zeros(grad_out.shape[:2] + geometry.padded_size, dtype=grad_out.dtype)
+    for k, region in window_offsets(geometry):
+        grad_pad[region] += xp.where(argmax == k, grad_out, 0)
+    return crop_padding(grad_pad, geometry)
+
+
+# ---------------------------------------------------------------------- average pooling
+def avg_pool_divisor(in_size, out_size, kernel_size, stride, padding, count_include_pad):
+    """What each window's sum is divided by, as an (OH, OW) float64 array (PyTorch's rule).
+
+    A window is first clipped to the padded input ``[-p, in + p)`` (with ``ceil_mode``
+    it may reach past it); ``count_include_pad=True`` divides by that clipped size,
+    False by the number of real input elements in it. Both are products of a row
+    count and a column count.
+    """
+    counts = []
+    for axis in range(2):
+        starts = np.arange(out_size[axis]) * stride[axis] - padding[axis]
+        ends = np.minimum(starts + kernel_size[axis], in_size[axis] + padding[axis])
+        if count_include_pad:
+            counts.append(ends - starts)
+        else:
+            counts.append(np.minimum(ends, in_size[axis]) - np.maximum(starts, 0))
+    return np.outer(counts[0], counts[1]).astype(np.float64)
+
+
+def _divisor(geometry, like, count_include_pad, divisor_override):
+    if divisor_override:
+        return divisor_override
+    return cached_matrix(avg_pool_divisor, (geometry.in_size, geometry.out_size, geometry.kernel,
+                                            geometry.stride, geometry.padding, count_include_pad),
+                         like)
+
+
+def avg_pool2d_forward(x, geometry, count_include_pad=True, divisor_override=None):
+    """Mean over each window: (N, C, H, W) -> (N, C, OH, OW).
+
+    A box sum is separable: sum the ``kh`` row offsets first, giving (N, C, OH, Wp),
+    then the ``kw`` column offsets, giving (N, C, OH, OW); then divide by
+    :func:`avg_pool_divisor` (or by ``divisor_override``).
+    """
+    xpad = pad_input(x, geometry, 0)
+    (kh, kw) = geometry.kernel
+    rows = xpad[:, :, offset_slice(geometry, 0, 0)].copy()
+    for i in range(1, kh):
+        rows += xpad[:, :, offset_slice(geometry, 0, i)]
+    total = rows[..., offset_slice(geometry, 1, 0)].copy()
+    for j in range(1, kw):
+        total += rows[..., offset_slice(geometry, 1, j)]
+    total /= _divisor(geometry, x, count_include_pad, divisor_override)
+    return total
+
+
+def avg_pool2d_backward(grad_out, geometry, count_include_pad=True, divisor_override=None):
+    """Spread each output's gradient, divided by its divisor, evenly over its window."""
+    xp = backend.array_module(grad_out)
+    (kh, kw), (hp, wp), (oh, _) = geometry.kernel, geometry.padded_size, geometry.out_size
+    scaled = grad_out / _divisor(geometry, grad_out, count_include_pad, divisor_override)
+    rows = xp.zeros(grad_out.shape[:2] + (oh, wp), dtype=grad_out.dtype)
+    for j in range(kw):
+        rows[..., offset_slice(geometry, 1, j)] += scaled
+    grad_pad = xp.zeros(grad_out.shape[:2] + (hp, wp), dtype=grad_out.dtype)
+    for i in range(kh):
+        grad_pad[:, :, offset_slice(geometry, 0, i)] += rows
+    return crop_padding(grad_pad, geometry)
+
+
+# ---------------------------------------------------------------------- adaptive pooling
+def adaptive_bins(in_size, out_size):
+    """The input range ``[start, end)`` pooled by each of ``out_size`` outputs (PyTorch's bins).
+
+    ``start = floor(i * in / out)`` and ``end = ceil((i + 1) * in / out)``: the bins
+    cover the input, have (almost) equal lengths and overlap by one element where
+    ``out`` does not divide ``in``. Example: ``adaptive_bins(7, 3) == [(0, 3), (2, 5), (4, 7)]``;
+    upsizing repeats elements: ``adaptive_bins(2, 3) == [(0, 1), (0, 2), (1, 2)]``.
+    """
+    return [((i * in_size) // out_size, -(-((i + 1) * in_size) // out_size))
+            for i in range(out_size)]
+
+
+def adaptive_avg_weights(in_size, out_size):
+    """The (out_size, in_size) averaging matrix: row i is ``1 / len`` on bin i, 0 elsewhere."""
+    weights = np.zeros((out_size, in_size))
+    for i, (start, end) in enumerate(adaptive_bins(in_size, out_size)):
+        weights[i, start:end] = 1.0 / (end - start)
+    return weights
+
+
+def adaptive_avg_pool2d_forward(x, out_size):
+    """Average over adaptive bins: ``P_h @ x[n, c] @ P_w.T``, (N, C, H, W) -> (N, C, OH, OW)."""
+    (h, w), (oh, ow) = x.shape[2:], out_size
+    return separable_apply(x, cached_matrix(adaptive_avg_weights, (h, oh), x),
+                           cached_matrix(adaptive_avg_weights, (w, ow), x))
+
+
+def adaptive_avg_pool2d_backward(grad_out, in_size):
+    """The transpose of the forward map: ``P_h.T @ grad_out[n, c] @ P_w``, back to (N, C, H, W)."""
+    (h, w), (oh, ow) = in_size, grad_out.shape[2:]
+    return separable_apply(grad_out, cached_matrix(adaptive_avg_weights, (h, oh), grad_out).T,
+                           cached_matrix(adaptive_avg_weights, (w, ow), grad_out).T)
+
+
+def adaptive_bin_indices(in_size, out_size):
+    """An (out_size, longest bin) int64 table of each bin's indices, short bins padded
+    by repeating their last index (harmless to a maximum, and after the original in
+    scan order, so the *first* maximum is still an original element)."""
+    bins = adaptive_bins(in_size, out_size)
+    longest = max(end - start for start, end in bins)
+    return np.array([[min(start + k, end - 1) for k in range(longest)] for start, end in bins],
+                    dtype=np.int64)
+
+
+def adaptive_max_pool2d_forward(x, out_size):
+    """Max over adaptive bins: returns ``(out, index)``, both (N, C, OH, OW).
+
+    ``index`` is the position ``h * W + w`` of the first maximum in its (H, W) plane,
+    as PyTorch's ``return_indices`` gives it. The bins are gathered at once into a
+    (N, C, OH, OW, KH * KW) array (KH, KW: the longest bins), about the input's size.
+    """
+    xp = backend.array_module(x)
+    (h, w), (oh, ow) = x.shape[2:], out_size
+    rows = xp.asarray(adaptive_bin_indices(h, oh))           # (OH, KH)
+    cols = xp.asarray(adaptive_bin_indices(w, ow))           # (OW, KW)
+    kh, kw = rows.shape[1], cols.shape[1]
+    windows = x[:, :, rows[:, None, :, None], cols[None, :, None, :]]     # (N, C, OH, OW, KH, KW)
+    windows = windows.reshape(x.shape[:2] + (oh, ow, kh * kw))
+    local = windows.argmax(axis=-1)                          # first maximum (or first NaN)
+    out = xp.take_along_axis(windows, local[..., None], axis=-1)[..., 0]
+    row = rows[xp.arange(oh)[:, None], local // kw]
+    col = cols[xp.arange(ow)[None, :], local % kw]
+    return out, row * w + col
+
+
+def scatter_add_planes(index, values, plane_shape):
+    """Add ``values[n, c, ...]`` into zeros of shape (N, C) + plane_shape at flat ``index[n, c, ...]``.
+
+    Repeated indices add up (unlike ``a[index] = values``).
+    """
+    xp = backend.array_module(values)
+    n, c = values.shape[:2]
+    plane = int(np.prod(plane_shape))
+    flat = (index.reshape(n * c, -1) + xp.arange(n * c)[:, None] * plane).ravel()
+    if xp is np:
+        summed = np.bincount(flat, weights=values.ravel(), minlength=n * c * plane)
+        return summed.astype(values.dtype, copy=False).reshape((n, c) + tuple(plane_shape))
+    import cupyx
+    out = xp.zeros(n * c * plane, dtype=values.dtype)
+    cupyx.scatter_add(out, flat, xp.ascontiguousarray(values).ravel())
+    return out.reshape((n, c) + tuple(plane_shape))
+
+
+def adaptive_max_pool2d_backward(grad_out, index, in_size):
+    """Each output's gradient goes to its maximum's position; overlapping bins add."""
+    return scatter_add_planes(index, grad_out, in_size)
