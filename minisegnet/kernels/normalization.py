@@ -39,19 +39,24 @@ def num_threads():
     """Worker threads for CPU kernels: ``$MINISEGNET_NUM_THREADS`` or the usable CPU count."""
     env = os.environ.get("MINISEGNET_NUM_THREADS", "").strip()
     if env:
-        return max(1, int(env))
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"MINISEGNET_NUM_THREADS must be a positive integer, got {env!r}")
+        return int(env)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:          # not on Linux
         return max(1, os.cpu_count() or 1)
 
 
-def _executor(workers):
+def _executor(size):
+    """The shared pool of ``size`` worker threads (made on first use)."""
     # A pool made before a fork (e.g. in a DataLoader worker process) has no threads in
     # the child: make a fresh one there.
-    if _pool["executor"] is None or _pool["pid"] != os.getpid() or _pool["workers"] != workers:
-        _pool.update(executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minisegnet"),
-                     pid=os.getpid(), workers=workers)
+    if _pool["executor"] is None or _pool["pid"] != os.getpid() or _pool["workers"] != size:
+        if _pool["executor"] is not None and _pool["pid"] == os.getpid():
+            _pool["executor"].shutdown(wait=False)
+        _pool.update(executor=ThreadPoolExecutor(max_workers=size, thread_name_prefix="minisegnet"),
+                     pid=os.getpid(), workers=size)
     return _pool["executor"]
 
 
@@ -83,7 +88,8 @@ def for_each_block(shape3, work, xp=np):
     one included, so no thread sits idle waiting); ``work`` must write only its own block.
     """
     parts = blocks(shape3, xp)
-    workers = min(num_threads(), len(parts))
+    threads = num_threads()
+    workers = min(threads, len(parts))
     big = shape3[0] * shape3[1] * shape3[2] >= PARALLEL_MIN_ELEMENTS
     if workers < 2 or not big or getattr(_inside_worker, "active", False):
         return [work(rows, cols) for rows, cols in parts]
@@ -97,7 +103,7 @@ def for_each_block(shape3, work, xp=np):
 
     per = -(-len(parts) // workers)
     groups = [parts[i:i + per] for i in range(0, len(parts), per)]
-    pool = _executor(workers - 1)
+    pool = _executor(threads - 1)
     futures = [pool.submit(run, g) for g in groups[1:]]
     results = run(groups[0])
     for f in futures:
