@@ -1,0 +1,13 @@
+"""Raw array kernels: the heavy loops of the spatial ops, on NumPy or CuPy arrays.
+
+No Tensors and no autograd here: each kernel takes arrays and returns arrays, and
+:mod:`minisegnet.functional` wraps them into differentiable ops. Import the module you
+need (nothing is imported here, so a kernel's cost is paid only by its users):
+
+* :mod:`.conv`          – conv2d forward and its two backward products (grad input, grad
+  weight), which also make conv_transpose2d; threads that split a batch over CPU cores
+* :mod:`.pooling`       – max / average / adaptive pooling windows
+  (:mod:`.cuda_pooling`: its CuPy ``RawKernel``)
+* :mod:`.interpolation` – interpolation weights and indices for ``interpolate``
+* :mod:`.normalization` – batch norm, softmax and cross-entropy, block by block
+"""
