@@ -146,7 +146,37 @@ def conv_cases(quick=False):
     return cases
 
 
-OP_GROUPS = {"conv": conv_cases}
+def pool_cases(quick=False):
+    """max_pool2d as in a ResNet stem, and PSPNet's adaptive average pooling to 1, 2, 3, 6 bins."""
+    n = 2 if quick else 8
+    tF = torch.nn.functional
+    cases = [_case("max_pool2d 3 s2", f"{n}x64x64x64 p1",
+                   lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: tF.max_pool2d(x, 3, 2, 1),
+                   lambda: [_randn(n, 64, 64, 64)], None)]
+    for bins in (1, 2, 3, 6):
+        cases.append(_case("adaptive_avg", f"{n}x256x16x16 -> {bins}",
+                           lambda x, b=bins: F.adaptive_avg_pool2d(x, b),
+                           lambda x, b=bins: tF.adaptive_avg_pool2d(x, b),
+                           lambda: [_randn(n, 256, 16, 16)], None))
+    return cases
+
+
+def resize_cases(quick=False):
+    """Bilinear x8 upsampling of logits (21 classes) and of features, both align_corners."""
+    n = 2 if quick else 8
+    tF = torch.nn.functional
+    cases = []
+    for c, size in ((21, 16), (64, 64)):
+        for corners in (False, True):
+            kw = dict(scale_factor=8, mode="bilinear", align_corners=corners)
+            cases.append(_case("bilinear x8", f"{n}x{c}x{size}x{size} ac={corners}",
+                               lambda x, kw=kw: F.interpolate(x, **kw),
+                               lambda x, kw=kw: tF.interpolate(x, **kw),
+                               lambda c=c, size=size: [_randn(n, c, size, size)], None))
+    return cases
+
+
+OP_GROUPS = {"conv": conv_cases, "pool": pool_cases, "resize": resize_cases}
 
 
 # --------------------------------------------------------------------------- measuring
