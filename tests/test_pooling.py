@@ -184,13 +184,14 @@ def test_float32_stays_float32_and_agrees_with_float64(op, device):
     np.testing.assert_allclose(out32.numpy(), out64.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_max_pool_propagates_nan_like_torch():
-    a = randn(1, 1, 6, 6)
-    a[0, 0, 2, 3] = np.nan
+def test_max_pool_propagates_nan_like_torch(device, parity):
+    a = randn(1, 2, 6, 6)
+    a[0, 0, 2, 3] = a[0, 0, 3, 3] = a[0, 1, 0, 0] = np.nan    # two NaNs share windows
     ref = TF.max_pool2d(torch.tensor(a), 3, 2, 1).numpy()
-    np.testing.assert_array_equal(F.max_pool2d(ms.tensor(a), 3, 2, 1).numpy(), ref)
-    x = ms.tensor(a, requires_grad=True)
-    np.testing.assert_array_equal(F.max_pool2d(x, 3, 2, 1).numpy(), ref)
+    with ms.no_grad():                                         # the path without argmax
+        np.testing.assert_array_equal(F.max_pool2d(ms.tensor(a, device=device), 3, 2, 1).numpy(), ref)
+    # with gradients: NaN outputs agree, and the gradient goes to the last NaN as in PyTorch
+    parity(lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: TF.max_pool2d(x, 3, 2, 1), [a], device=device)
 
 
 # ------------------------------------------------------------------ gradcheck and hypothesis

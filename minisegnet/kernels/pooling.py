@@ -101,10 +101,15 @@ def max_pool2d_forward(x, geometry, return_argmax=True):
     """Max over each window: (N, C, H, W) -> (N, C, OH, OW), and where it was.
 
     Returns ``(out, argmax)``. ``argmax`` holds, per output, the kernel offset
-    ``i * kw + j`` of the *first* maximum in row-major window order (PyTorch's rule,
-    which also lets a NaN win so that it propagates); ``None`` when
-    ``return_argmax`` is False (inference), which skips that bookkeeping.
-    The padding is ``-inf``, so it never wins against a real value.
+    ``k = i * kw + j`` of the *first* maximum in row-major window order (PyTorch's
+    rule); ``None`` when ``return_argmax`` is False (inference), which skips that
+    bookkeeping. The padding is ``-inf``, so it never wins against a real value.
+
+    Offsets are visited in increasing ``k`` and ``argmax`` moves to ``k`` only when
+    offset ``k`` holds a *strictly* larger value than all before it; so ``argmax``
+    ends as the largest such ``k``, which ``maximum(argmax, k * better)`` computes
+    without a masked assignment (slow in NumPy). A NaN propagates to the output; in
+    such windows PyTorch points ``argmax`` at the last NaN, and so do we.
     """
     xp = backend.array_module(x)
     xpad = pad_input(x, geometry, -np.inf)
@@ -112,25 +117,28 @@ def max_pool2d_forward(x, geometry, return_argmax=True):
     out = xpad[offsets[0][1]].copy()
     if not return_argmax:
         for _, region in offsets[1:]:
-            xp.maximum(out, xpad[region], out=out)      # maximum propagates NaN
+            xp.maximum(out, xpad[region], out=out)
         return out, None
     argmax = xp.zeros(out.shape, dtype=np.uint8 if len(offsets) <= 256 else np.int32)
     for k, region in offsets[1:]:
         values = xpad[region]
         better = values > out
-        better |= xp.isnan(values)
-        xp.copyto(out, values, where=better)
-        xp.copyto(argmax, k, where=better)
+        xp.maximum(out, values, out=out)
+        xp.maximum(argmax, xp.multiply(better, k, dtype=argmax.dtype), out=argmax)
+    if xp.isnan(out).any():
+        for k, region in offsets:
+            argmax = xp.where(xp.isnan(xpad[region]), argmax.dtype.type(k), argmax)
     return out, argmax
 
 
 def max_pool2d_backward(grad_out, argmax, geometry, use_raw_kernel=True):
     """Send each output's gradient to the input element that was its maximum.
 
-    Windows overlap when stride < kernel, so one input can receive several
-    gradients: they add. On CuPy a RawKernel does this in one pass
-    (:mod:`.cuda_pooling`) unless ``use_raw_kernel`` is False; the loop below is the
-    reference it is tested against.
+    For each kernel offset ``k``, the outputs whose maximum sat at ``k`` add their
+    gradient into that offset's strided slice of the (padded) input gradient. Windows
+    overlap when stride < kernel, so one input can receive several gradients: they
+    add. On CuPy a RawKernel does this in one pass (:mod:`.cuda_pooling`) unless
+    ``use_raw_kernel`` is False; the loop below is the reference it is tested against.
     """
     xp = backend.array_module(grad_out)
     if xp is not np and use_raw_kernel:
@@ -138,7 +146,7 @@ def max_pool2d_backward(grad_out, argmax, geometry, use_raw_kernel=True):
         return max_pool2d_backward_cuda(grad_out, argmax, geometry)
     grad_pad = xp.zeros(grad_out.shape[:2] + geometry.padded_size, dtype=grad_out.dtype)
     for k, region in window_offsets(geometry):
-        grad_pad[region] += xp.where(argmax == k, grad_out, 0)
+        grad_pad[region] += grad_out * (argmax == k)
     return crop_padding(grad_pad, geometry)
 
 
