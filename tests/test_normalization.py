@@ -146,6 +146,17 @@ def test_batch_norm_float32_stays_float32():
     np.testing.assert_allclose(y.numpy().mean(axis=(0, 2, 3)), 0, atol=1e-5)
 
 
+@pytest.mark.parametrize("blocked", [False, True])
+def test_batch_statistics_are_precise_in_float32_with_a_large_mean(blocked, monkeypatch):
+    if blocked:
+        monkeypatch.setattr(K, "BLOCK_ELEMENTS", 256)
+    x = (np.random.default_rng(9).standard_normal((8, 3, 20, 20)) * 0.01 + 1000.0).astype(np.float32)
+    mean, var = K.batch_statistics(x.reshape(8, 3, -1))
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 2, 3)), rtol=1e-7)
+    np.testing.assert_allclose(var, x64.var(axis=(0, 2, 3)), rtol=1e-3)
+
+
 def test_batch_norm_errors():
     x = ms.randn(2, 3, 4, 4)
     with pytest.raises(ValueError, match=r"more than 1 value per channel.*batch of 2 or more.*eval\(\)"):

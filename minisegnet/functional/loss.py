@@ -108,7 +108,7 @@ def _class_target(name, input, target, ignore_index):
                          f"per sample/pixel")
     raw = backend.to_device(raw, input.device).astype(np.int64, copy=False)
     classes = input.shape[1]
-    outside = (raw < 0) | (raw >= classes)
+    outside = raw.view(np.uint64) >= classes      # negative labels wrap around to huge values
     if ignore_index is not None:
         outside &= raw != ignore_index
     if bool(outside.any()):
@@ -166,8 +166,9 @@ class CrossEntropy(Function):
             total_weight = w.sum()
             coef = w
             if reduction == "mean":
-                # an ignored pixel gets no gradient even if every pixel is ignored (0/0)
-                coef = xp.where(valid, w / total_weight, xp.zeros((), dtype=x.dtype))
+                coef = w / total_weight
+                if total_weight == 0:     # ignored pixels get no gradient, even then (as torch)
+                    coef = xp.where(valid, coef, xp.zeros((), dtype=x.dtype))
             loss, grad = K.softmax_cross_entropy(x3, t, coef if ctx.needs_input_grad[0] else None)
             loss *= w
             if reduction == "none":

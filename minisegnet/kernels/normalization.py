@@ -128,20 +128,29 @@ def _col(v, dtype):
 def batch_statistics(x3):
     """Per-channel mean and biased variance of an ``(N, C, S)`` array, over N and S.
 
-    Two passes (mean first, then the mean of squared deviations): the one-pass
-    ``E[x^2] - E[x]^2`` loses all precision in float32 when the mean is large.
-    Returns float64 arrays of shape (C,).
+    Each block computes its own mean and sum of squared deviations ``M2`` in two passes
+    while it is in the cache (the one-pass ``E[x^2] - E[x]^2`` loses all precision in
+    float32 when the mean is large); the blocks are then merged exactly (Chan et al.'s
+    parallel variance):
+
+        mean = sum_b n_b mean_b / n        M2 = sum_b (M2_b + n_b (mean_b - mean)^2)
+
+    so the whole array is read from memory once. Returns float64 arrays of shape (C,).
     """
     xp = backend.array_module(x3)
-    count = x3.shape[0] * x3.shape[2]
-    mean = _channel_sum(for_each_block(x3.shape, lambda r, c: x3[r, :, c].sum(axis=(0, 2)), xp)) / count
 
-    def squares(rows, cols):
-        centred = x3[rows, :, cols] - _col(mean, x3.dtype)
-        return xp.einsum("ncs,ncs->c", centred, centred)
+    def moments(rows, cols):
+        xb = x3[rows, :, cols]
+        n = xb.shape[0] * xb.shape[2]
+        mean_b = xb.sum(axis=(0, 2), dtype=np.float64) / n
+        centred = xb - _col(mean_b, xb.dtype)
+        return n, mean_b, xp.einsum("ncs,ncs->c", centred, centred).astype(np.float64)
 
-    var = _channel_sum(for_each_block(x3.shape, squares, xp)) / count
-    return mean, var
+    parts = for_each_block(x3.shape, moments, xp)
+    count = sum(n for n, _, _ in parts)
+    mean = _channel_sum([n * m for n, m, _ in parts]) / count
+    m2 = _channel_sum([m2 + n * (m - mean) ** 2 for n, m, m2 in parts])
+    return mean, m2 / count
 
 
 def scale_shift(x3, scale, shift):
