@@ -237,7 +237,7 @@ def test_registry():
 
 # ----------------------------------------------------------------------------- transforms
 @requires_torch
-@pytest.mark.parametrize("size", [(5, 9), (17, 4), (10, 12)])
+@pytest.mark.parametrize("size", [(5, 9), (17, 4), (10, 12), (23, 31)])
 def test_resize_matches_torch_interpolate(size):
     rng = np.random.default_rng(0)
     image = rng.random((3, 10, 12))

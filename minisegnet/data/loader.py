@@ -15,7 +15,9 @@ seed) is drawn from ``minisegnet.random.generator()``, so ``manual_seed`` still 
 Every item is loaded inside :func:`~minisegnet.data.transforms.use_generator` with its own
 generator, derived from the epoch's seed and the item's position. Random augmentation is
 therefore the same whether items are loaded one after another or by ``num_workers``
-threads in any order.
+threads in any order. (A transform built with its own ``rng=`` draws from that one
+generator in loading order instead, which threads make unpredictable: leave ``rng`` out
+of transforms used in a DataLoader.)
 
 Items are loaded by a thread pool when ``num_workers > 0`` (image decoding in Pillow and
 most NumPy work release the GIL), and with ``prefetch=True`` a background thread prepares

@@ -179,12 +179,13 @@ class Shapes(SyntheticDataset):
     classes = ("background", "circle", "square", "triangle")
     palette = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200]], dtype=np.uint8)
 
-    # squares (half side s) and triangles (circumradius R) with the area of a disc of radius r
-    _SQUARE_HALF_SIDE = np.sqrt(np.pi) / 2                       # s = 0.886 r
-    _TRIANGLE_RADIUS = np.sqrt(np.pi / (3 * np.sqrt(3) / 4))     # R = 1.555 r
+    # circumradius of a circle / square / triangle with the area of a disc of radius 1:
+    # a square of half side sqrt(pi)/2 and an equilateral triangle of area pi
+    _CIRCUMRADIUS = {1: 1.0, 2: np.sqrt(np.pi / 2), 3: np.sqrt(np.pi / (3 * np.sqrt(3) / 4))}
+    MAX_HIDDEN = 0.15       # a new shape may hide at most this fraction of any shape below
 
     def __init__(self, length=1000, image_size=64, seed=0, split="train", min_shapes=1,
-                 max_shapes=4, size_range=(0.12, 0.24), noise=0.05, transforms=None):
+                 max_shapes=4, size_range=(0.15, 0.25), noise=0.05, transforms=None):
         super().__init__(length, seed, split, transforms)
         self.image_size = _size_pair(image_size)
         if not (isinstance(min_shapes, (int, np.integer)) and isinstance(max_shapes, (int, np.integer))
@@ -217,20 +218,18 @@ class Shapes(SyntheticDataset):
         label = int(rng.integers(1, 4))
         colour = contrasting_colour(rng, base)
         for _ in range(10):
-            r = rng.uniform(*self.size_range) * min(H, W)
-            cy, cx = rng.uniform(0.5 * r, H - 0.5 * r), rng.uniform(0.5 * r, W - 0.5 * r)
-            angle = rng.uniform(0, 2 * np.pi)
+            radius = rng.uniform(*self.size_range) * min(H, W) * self._CIRCUMRADIUS[label]
+            # the whole shape inside the image: a shape cut by the border is a different shape
+            cy = rng.uniform(radius, H - radius) if H > 2 * radius else H / 2
+            cx = rng.uniform(radius, W - radius) if W > 2 * radius else W / 2
             if label == 1:
-                region = disc(yy, xx, cy, cx, r)
-            elif label == 2:
-                region = polygon(yy, xx, regular_polygon(cy, cx, self._SQUARE_HALF_SIDE * np.sqrt(2) * r,
-                                                         4, angle))
+                region = disc(yy, xx, cy, cx, radius)
             else:
-                region = polygon(yy, xx, regular_polygon(cy, cx, self._TRIANGLE_RADIUS * r, 3, angle))
-            # keep every shape recognisable: cover at most a quarter of any shape below
+                corners = regular_polygon(cy, cx, radius, {2: 4, 3: 3}[label], rng.uniform(0, 2 * np.pi))
+                region = polygon(yy, xx, corners)
             below = np.bincount(instances.ravel(), minlength=instance)[1:]
             hidden = np.bincount(instances[region], minlength=instance)[1:]
-            if region.sum() >= 4 and np.all(hidden <= 0.25 * below):
+            if region.sum() >= 4 and np.all(hidden <= self.MAX_HIDDEN * below):
                 paint(image, region, colour, rng, yy, xx)
                 mask[region] = label
                 instances[region] = instance

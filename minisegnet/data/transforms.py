@@ -21,6 +21,7 @@ import threading
 import numpy as np
 
 from .. import random as ms_random
+from ..kernels import interpolation
 
 __all__ = ["Compose", "Resize", "RandomResize", "RandomCrop", "RandomHorizontalFlip",
            "PhotometricJitter", "Normalize", "current_generator", "use_generator",
@@ -67,34 +68,25 @@ def _size(size, who):
 
 
 # ----------------------------------------------------------------------------- resampling
-def _linear_taps(in_size, out_size):
-    """Source indices i0, i1 and weight w of ``(1 - w) x[i0] + w x[i1]`` per output index,
-    with half-pixel centres (PyTorch ``align_corners=False``): ``src = (dst + 0.5) * in / out - 0.5``."""
-    src = np.maximum((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0.0)
-    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
-    i1 = np.minimum(i0 + 1, in_size - 1)
-    return i0, i1, (src - i0).astype(np.float32)
-
-
 def resize_bilinear(image, size):
-    """Bilinear resize of (C, H, W) to ``size = (H', W')``, like PyTorch's
-    ``F.interpolate(x, size, mode='bilinear', align_corners=False)``: rows first, then columns."""
+    """Bilinear resize of (C, H, W) to ``size = (H', W')``, exactly PyTorch's
+    ``F.interpolate(x, size, mode='bilinear', align_corners=False)``: the interpolation
+    matrices of :mod:`minisegnet.kernels.interpolation`, applied to rows and columns."""
     (h, w), (H, W) = image.shape[1:], size
-    i0, i1, wy = _linear_taps(h, H)
-    j0, j1, wx = _linear_taps(w, W)
-    wy, wx = wy.astype(image.dtype), wx.astype(image.dtype)
-    rows = image[:, i0] * (1 - wy)[:, None] + image[:, i1] * wy[:, None]
-    return rows[:, :, j0] * (1 - wx) + rows[:, :, j1] * wx
+    rows = interpolation.cached_matrix(interpolation.linear_weights, (h, H, False), like=image)
+    cols = interpolation.cached_matrix(interpolation.linear_weights, (w, W, False), like=image)
+    return interpolation.separable_apply(image[None], rows, cols)[0]
 
 
 def resize_nearest(mask, size):
-    """Nearest-neighbour resize of a label map (H, W) to ``size``, with half-pixel centres
-    (PyTorch ``mode='nearest-exact'``: ``src = floor((dst + 0.5) * in / out)``), so labels
-    stay aligned with a bilinearly resized image."""
-    (h, w), (H, W) = mask.shape, size
-    rows = np.minimum(((np.arange(H) + 0.5) * (h / H)).astype(np.int64), h - 1)
-    cols = np.minimum(((np.arange(W) + 0.5) * (w / W)).astype(np.int64), w - 1)
-    return mask[rows[:, None], cols[None, :]]
+    """Nearest-neighbour resize of a label map (H, W) to ``size``: each output pixel takes
+    the label of the input pixel whose centre is nearest to its own (PyTorch's
+    ``mode='nearest-exact'``, ``src = floor((dst + 0.5) * in / out)``), so the labels stay
+    aligned with the bilinearly resized image."""
+    def nearest(n_in, n_out):
+        centres = interpolation.source_coordinates(n_in, n_out, align_corners=False)
+        return np.minimum(np.floor(centres + 0.5).astype(np.int64), n_in - 1)
+    return mask[nearest(mask.shape[0], size[0])[:, None], nearest(mask.shape[1], size[1])[None, :]]
 
 
 # ----------------------------------------------------------------------------- transforms
