@@ -179,13 +179,15 @@ def _number(value, what):
     try:
         return float(np.asarray(value).reshape(()))
     except (TypeError, ValueError):
-        raise CheckFailed(f"{what}: expected a single number, got {type(value).__name__} "
-                          f"{getattr(value, 'shape', '')}") from None
+        shape = f" of shape {value.shape}" if hasattr(value, "shape") else ""
+        raise CheckFailed(f"{what}: expected a single number, got {type(value).__name__}{shape}") from None
 
 
 def _t(array, requires_grad=False):
-    """A float64 minisegnet tensor (a fresh copy) of ``array``."""
-    return tensor(np.array(array, dtype=np.float64), dtype=float64, requires_grad=requires_grad)
+    """A float64 minisegnet tensor (a fresh copy) of ``array``, on the CPU (the grader
+    compares on the host, whatever ``$MINISEGNET_DEVICE`` says)."""
+    return tensor(np.array(array, dtype=np.float64), dtype=float64, device="cpu",
+                  requires_grad=requires_grad)
 
 
 # ====================================================================== comparing modules
@@ -211,12 +213,12 @@ def _randomize(module, rng):
 def _same_weights(student_cls, reference_cls, kwargs, rng):
     """``(student, reference)`` modules built with ``kwargs``, in float64, with the same
     random weights (the reference's state dict copied into the student's module)."""
-    reference = reference_cls(**kwargs).double()
+    reference = reference_cls(**kwargs).to("cpu", dtype=float64)
     _randomize(reference, rng)
     student = student_cls(**kwargs)
     if not hasattr(student, "load_state_dict"):
         raise CheckFailed(f"{student_cls.__name__} must be a minisegnet nn.Module")
-    student.double()
+    student.to("cpu", dtype=float64)
     try:
         student.load_state_dict(reference.state_dict())
     except ValueError as error:
@@ -264,7 +266,9 @@ def _compare_modules(student, reference, inputs, train=False, grads=False, mista
         where = "the input" if len(arrays) == 1 else f"input {i}"
         if r.grad is not None:
             if s.grad is None:
-                raise CheckFailed(f"no gradient reached {where}: is it used through minisegnet ops?")
+                raise CheckFailed(f"no gradient reached {where}: the output is not connected to it in "
+                                  f"the autograd graph (was something computed on .data, .numpy() or "
+                                  f"NumPy arrays?)")
             _compare(s.grad, r.grad.numpy(), f"gradient with respect to {where}")
     params = dict(student.named_parameters())
     for name, p in reference.named_parameters():
@@ -284,6 +288,7 @@ _ASPP_HINT = ("The bottleneck expects the image-pool branch (resized back to the
 
 
 def _aspp_branches_swapped(head, x):
+    """The head's output with the ASPP branches first and the image-pool branch last."""
     x = head._transform_inputs(x)
     outs = list(head.aspp_modules(x))
     outs.append(heads.resize(head.image_pool(x), x.shape[2:], align_corners=head.align_corners))
@@ -291,6 +296,13 @@ def _aspp_branches_swapped(head, x):
 
 
 def _aspp_case(student, rng, kwargs, inputs, train=False, grads=False):
+    """Compare the student's ASPPHead with ``heads.ASPPHead`` (same random weights).
+
+    Small heads (6 -> 4 channels, 3 classes, dilations 1, 2, 3 unless ``kwargs`` says
+    otherwise) keep the check fast; ``inputs`` is one feature map or the backbone's list.
+    A wrong output is tested against the most common slip, the branches in the wrong
+    order (the bottleneck's weights then meet the wrong channels).
+    """
     kwargs = dict(dict(in_channels=6, channels=4, num_classes=3, dilations=(1, 2, 3)), **kwargs)
     stu, ref = _same_weights(student.ASPPHead, heads.ASPPHead, kwargs, rng)
     _compare_modules(stu, ref, inputs, train=train, grads=grads, rng=rng, mistakes=[
@@ -348,6 +360,8 @@ _OVERLAP_MISTAKES = {
 
 
 def _overlap_case(student, fn_name, a, b):
+    """Compare ``student.<fn_name>(a, b)`` with ``metrics.<fn_name>`` on one pair of masks,
+    naming the formula slip (wrong denominator, missing factor) the result matches."""
     reference = getattr(metrics, fn_name)(a, b)
     got = _number(getattr(student, fn_name)(a.copy(), b.copy()), f"{fn_name} of {a.shape} masks")
     ab = (a.astype(bool), b.astype(bool))
@@ -356,6 +370,7 @@ def _overlap_case(student, fn_name, a, b):
 
 
 def _random_masks(rng, shape, dtype=np.int64):
+    """Two random 0/1 masks of ``shape`` whose union is not empty."""
     while True:
         a, b = rng.integers(0, 2, size=shape), rng.integers(0, 2, size=shape)
         if (a | b).any():
@@ -363,6 +378,7 @@ def _random_masks(rng, shape, dtype=np.int64):
 
 
 def _overlap_checks(q, fn_name, formula):
+    """Register the four checks shared by IoU (Q2) and Dice (Q3) on question ``q``."""
     @q.check("random 10x10 masks, as in the quiz", hint=f"{fn_name} = {formula}; sum the masks "
              f"(or logical combinations of them) to count pixels.")
     def random_masks(student, rng):
@@ -400,8 +416,9 @@ Q4 = Question("q4_conv_output_size", "Output size and receptive field of stacked
 
 
 def _conv_stack(x, layers, padded=True):
+    """Run ``layers`` as 1-D convolutions (k x 1 kernels of ones) down axis 2 of ``x``."""
     for k, s, p, d in layers:
-        w = tensor(np.ones((1, 1, k, 1)), dtype=float64)
+        w = _t(np.ones((1, 1, k, 1)))
         x = F.conv2d(x, w, stride=(s, 1), padding=(p if padded else 0, 0), dilation=(d, 1))
     return x
 
@@ -410,10 +427,10 @@ def _conv_stack_reference(in_size, layers):
     """Measured with the library: the output length of the stack on an input of
     ``in_size``, and the span of input positions that reach output 0 in backward()."""
     with no_grad():
-        out_size = _conv_stack(tensor(np.zeros((1, 1, in_size, 1)), dtype=float64), layers).shape[2]
+        out_size = _conv_stack(_t(np.zeros((1, 1, in_size, 1))), layers).shape[2]
     stride_product = int(np.prod([s for _, s, _, _ in layers]))
     length = 1 + stride_product * sum((k - 1) * d for k, _, _, d in layers)
-    x = tensor(np.ones((1, 1, length, 1)), dtype=float64, requires_grad=True)
+    x = _t(np.ones((1, 1, length, 1)), requires_grad=True)
     y = _conv_stack(x, layers, padded=False)
     y[0, 0, 0, 0].backward()
     reached = np.nonzero(x.grad.numpy()[0, 0, :, 0])[0]
@@ -421,6 +438,7 @@ def _conv_stack_reference(in_size, layers):
 
 
 def _jumps(layers):
+    """How far apart in the input two neighbouring positions of each layer's input are."""
     jumps, j = [], 1
     for _, s, _, _ in layers:
         jumps.append(j)
@@ -446,12 +464,18 @@ _GEOMETRY_MISTAKES = {
 
 
 def _fold(n, layers, step):
+    """Apply the per-layer size formula ``step(n, k, s, p, d)`` through the stack."""
     for k, s, p, d in layers:
         n = step(n, k, s, p, d)
     return n
 
 
 def _geometry_case(student, in_size, layers):
+    """Compare ``conv_stack_geometry`` with sizes measured by running the library's conv2d.
+
+    Each wrong number is matched against formulas with a known slip (dilation left out,
+    rounding up, strides of earlier layers forgotten) to say which one it was.
+    """
     expected = _conv_stack_reference(in_size, layers)
     got = student.conv_stack_geometry(in_size, [tuple(layer) for layer in layers])
     call = f"conv_stack_geometry({in_size}, {layers})"
@@ -513,6 +537,8 @@ _FLIPPED = "with the kernel flipped (that is convolution in the signal-processin
 
 
 def _conv_case(student, rng, x_shape, w_shape, bias=False, **kwargs):
+    """Compare the student's NumPy conv2d with ``F.conv2d`` on random float64 inputs;
+    ``kwargs`` are stride / padding / dilation. Detects a flipped kernel and a lost bias."""
     x, w = rng.normal(size=x_shape), rng.normal(size=w_shape)
     b = rng.normal(size=w_shape[0]) if bias else None
 
@@ -570,6 +596,8 @@ Q6 = Question("q6_bilinear", "Bilinear resizing with both align_corners", ("bili
 
 
 def _bilinear_case(student, rng, x_shape, size, align_corners):
+    """Compare ``bilinear_resize`` with ``F.interpolate(mode='bilinear')``; a wrong result
+    is also compared with the *other* align_corners, the classic mix-up."""
     x = rng.normal(size=x_shape)
 
     def reference(ac):
@@ -632,6 +660,8 @@ _BINS_MISTAKES = [
 
 
 def _bins_case(student, in_size, out_size):
+    """Compare ``adaptive_bins`` with ``kernels.pooling.adaptive_bins``, the bins behind
+    ``F.adaptive_avg_pool2d``; name the rounding slip the wrong bins match, if any."""
     expected = [tuple(int(v) for v in b) for b in pooling_kernels.adaptive_bins(in_size, out_size)]
     call = f"adaptive_bins({in_size}, {out_size})"
     got = student.adaptive_bins(in_size, out_size)
@@ -695,6 +725,7 @@ Q8 = Question("q8_pyramid_pooling", "PyramidPooling.forward (PSPNet)", ("Pyramid
 
 
 def _ppm_input_last(module, x):
+    """Pyramid pooling with the input concatenated after the branches instead of before."""
     size = x.shape[2:]
     outs = [heads.resize(conv(pool(x)), size, align_corners=module.align_corners)
             for pool, conv in zip(module.avgpools, module.convs)]
@@ -702,12 +733,15 @@ def _ppm_input_last(module, x):
 
 
 def _ppm_flipped(module, x):
+    """Pyramid pooling computed with the opposite ``align_corners``."""
     flipped = heads.PyramidPooling(module.in_channels, module.sizes, not module.align_corners)
-    flipped.double().load_state_dict(module.state_dict())
+    flipped.to("cpu", dtype=float64).load_state_dict(module.state_dict())
     return flipped.train(module.training)(x)
 
 
 def _ppm_case(student, rng, in_channels, x_shape, train=False, grads=False, **kwargs):
+    """Compare the student's PyramidPooling with ``heads.PyramidPooling`` (same random
+    weights); wrong outputs are tested against "input last" and "align_corners flipped"."""
     kwargs = dict(in_channels=in_channels, **kwargs)
     stu, ref = _same_weights(student.PyramidPooling, heads.PyramidPooling, kwargs, rng)
     _compare_modules(stu, ref, rng.normal(size=x_shape), train=train, grads=grads, rng=rng, mistakes=[
@@ -751,6 +785,12 @@ Q9 = Question("q9_cross_entropy", "Pixel-wise cross-entropy with an ignore index
 
 
 def _ce_case(student, rng, shape, ignore_index=255, ignored=0.0, scale=1.0):
+    """Compare the student's cross-entropy with ``F.cross_entropy(ignore_index=...)``.
+
+    ``ignored`` is the fraction of pixels labelled ``ignore_index``; ``scale`` multiplies the
+    logits (1000 makes a naive ``exp`` overflow). Averaging over all pixels, ignored ones
+    included, and summing instead of averaging are recognised.
+    """
     n, c, h, w = shape
     logits = rng.normal(size=shape) * scale
     target = rng.integers(0, c, size=(n, h, w))
@@ -759,7 +799,7 @@ def _ce_case(student, rng, shape, ignore_index=255, ignored=0.0, scale=1.0):
 
     def reference(reduction="mean"):
         with no_grad():
-            return F.cross_entropy(_t(logits), tensor(target, dtype=np.int64),
+            return F.cross_entropy(_t(logits), tensor(target, dtype=np.int64, device="cpu"),
                                    ignore_index=ignore_index, reduction=reduction).numpy()
     got = _number(student.cross_entropy(logits.copy(), target.copy(), ignore_index=ignore_index),
                   "cross_entropy")
@@ -807,6 +847,9 @@ Q10 = Question("q10_transposed_conv", "Transposed convolution, the adjoint of co
 
 
 def _tconv_case(student, rng, x_shape, w_shape, stride=1, padding=0):
+    """Compare the student's transposed convolution with ``F.conv_transpose2d``; a flipped
+    kernel and a weight read with in/out channels swapped are recognised. Returns
+    ``(x, weight, student_output)`` for the adjoint check."""
     x, w = rng.normal(size=x_shape), rng.normal(size=w_shape)
 
     def reference(weight=w):
@@ -1040,6 +1083,7 @@ def _grade_isolated(question, path, seed, timeout):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["MINISEGNET_DEVICE"] = "cpu"
     with tempfile.TemporaryDirectory(prefix="minisegnet-grade-") as tmp:
         results, log = pathlib.Path(tmp, "records.jsonl"), pathlib.Path(tmp, "output.txt")
         results.touch()
@@ -1173,8 +1217,9 @@ def to_json(results):
 # ====================================================================== entry points
 def add_arguments(parser):
     """Add ``grade``'s arguments to an ``argparse`` parser (used by ``minisegnet grade``)."""
-    parser.add_argument("paths", nargs="*", default=["exercises"], metavar="PATH",
-                        help="exercise files or folders to grade (default: exercises/)")
+    parser.add_argument("paths", nargs="*", default=[], metavar="PATH",
+                        help="exercise files or folders to grade (default: the exercises/ folder "
+                             "in the working directory or the nearest one above it)")
     parser.add_argument("--json", metavar="FILE", default=None,
                         help="also write the results as JSON to FILE (for a gradebook)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
@@ -1187,7 +1232,7 @@ def cli(args):
     """Run ``minisegnet grade`` with parsed ``args`` (``.paths``, ``.json``, optional
     ``.timeout``, ``.seed``). Returns the exit code: 0 at full marks, 1 otherwise, 2 when
     nothing could be graded or the JSON file could not be written."""
-    paths = list(getattr(args, "paths", None) or ["exercises"])
+    paths = list(getattr(args, "paths", None) or [_find_exercises_dir(fallback=False) or "exercises"])
     timeout = getattr(args, "timeout", None) or DEFAULT_TIMEOUT
     seed = getattr(args, "seed", None) or 0
     results, problems = grade(paths, timeout=timeout, seed=seed, isolate=True)
@@ -1215,14 +1260,14 @@ def main(argv=None):
     return cli(add_arguments(parser).parse_args(argv))
 
 
-def _find_exercises_dir():
-    """``exercises/`` in the working directory or a folder above it (notebooks run in
-    ``lectures/``), else next to the installed package."""
+def _find_exercises_dir(fallback=True):
+    """``exercises/`` in the working directory or the nearest folder above it (notebooks
+    run in ``lectures/``); else, with ``fallback``, the one next to the package (None without)."""
     here = pathlib.Path.cwd()
     for folder in (here, *here.parents):
         if (folder / "exercises").is_dir():
             return folder / "exercises"
-    return pathlib.Path(__file__).resolve().parents[1] / "exercises"
+    return pathlib.Path(__file__).resolve().parents[1] / "exercises" if fallback else None
 
 
 def check(name, path=None, timeout=DEFAULT_TIMEOUT, isolate=True):
