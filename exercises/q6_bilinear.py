@@ -10,7 +10,8 @@ an image does this along the rows, then along the columns.
 Where does output pixel i read?
 
 * ``align_corners=True``: the centres of the first and last pixels of input and output
-  coincide, so ``src(i)`` runs evenly from 0 to ``n_in - 1``.
+  coincide, so ``src(i)`` runs evenly from 0 to ``n_in - 1`` (a single output pixel
+  reads pixel 0).
 * ``align_corners=False``: the outer *edges* of the two images coincide, and a pixel's
   centre sits at ``i + 0.5`` in its image: map output centres to input coordinates
   (scale ``n_in / n_out``) and subtract the 0.5 again; a coordinate below 0 reads
