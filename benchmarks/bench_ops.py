@@ -176,7 +176,45 @@ def resize_cases(quick=False):
     return cases
 
 
-OP_GROUPS = {"conv": conv_cases, "pool": pool_cases, "resize": resize_cases}
+def norm_cases(quick=False):
+    """Training-mode batch norm (running statistics updated), softmax over classes, and
+    cross-entropy of 21-class logits with about 10% ignored (255) pixels."""
+    n = 2 if quick else 8
+    tF = torch.nn.functional
+    cases = []
+
+    def bn_fn(lib, device):
+        zeros, ones = (ms.zeros, ms.ones) if lib is ms else (torch.zeros, torch.ones)
+        mean, var = zeros(64, device=device), ones(64, device=device)
+        fn = F.batch_norm if lib is ms else tF.batch_norm
+        return lambda x, w, b: fn(x, mean, var, w, b, training=True)
+
+    bn_arrays = lambda: [_randn(n, 64, 64, 64), _randn(64, seed=1), _randn(64, seed=2)]
+    cases.append(Case("batch_norm", f"{n}x64x64x64",
+                      lambda device: _ms_runner(bn_fn(ms, device), bn_arrays(), device),
+                      lambda device: _torch_runner(bn_fn(torch, device), bn_arrays(), device), None))
+    cases.append(_case("softmax dim=1", f"{n}x21x128x128", lambda x: F.softmax(x, 1),
+                       lambda x: torch.softmax(x, 1), lambda: [_randn(n, 21, 128, 128)], None))
+
+    labels = np.random.default_rng(3).integers(0, 21, (n, 128, 128))
+    labels[np.random.default_rng(4).random(labels.shape) < 0.1] = 255
+
+    def ce_ms(device):
+        target = ms.tensor(labels, device=device)
+        return _ms_runner(lambda x: F.cross_entropy(x, target, ignore_index=255),
+                          [_randn(n, 21, 128, 128)], device)
+
+    def ce_torch(device):
+        target = torch.tensor(labels, device=device)
+        return _torch_runner(lambda x: tF.cross_entropy(x, target, ignore_index=255),
+                             [_randn(n, 21, 128, 128)], device)
+
+    cases.append(Case("cross_entropy", f"{n}x21x128x128 10% ign", ce_ms, ce_torch, None))
+    return cases
+
+
+OP_GROUPS = {"conv": conv_cases, "pool": pool_cases, "resize": resize_cases,
+             "norm": norm_cases}
 
 
 # --------------------------------------------------------------------------- measuring
