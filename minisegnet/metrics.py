@@ -160,7 +160,8 @@ class ConfusionMatrix:
             raise ValueError(
                 f"update(pred, target): pred must be labels with the shape of target "
                 f"{tuple(target.shape)} or logits (N, {C}, ...), got pred {tuple(pred.shape)}")
-        for name, arr in (("target", target),) + ((("pred", pred),) if pred.ndim == target.ndim else ()):
+        labels = {"target": target} if pred.ndim != target.ndim else {"target": target, "pred": pred}
+        for name, arr in labels.items():
             if arr.dtype.kind not in "iub":
                 raise TypeError(f"update(pred, target): {name} must hold integer labels, "
                                 f"got dtype {arr.dtype}")
