@@ -142,7 +142,10 @@ def batch_statistics(x3):
     def moments(rows, cols):
         xb = x3[rows, :, cols]
         n = xb.shape[0] * xb.shape[2]
-        mean_b = xb.sum(axis=(0, 2), dtype=np.float64) / n
+        # NumPy sums pairwise (error ~ log n) along the contiguous S axis but one row after
+        # another across N: accumulate in float64 when rows are short, e.g. (N, C) inputs.
+        mean_b = xb.sum(axis=(0, 2), dtype=np.float64 if xb.shape[2] < 64 else None) / n
+        mean_b = mean_b.astype(np.float64)
         centred = xb - _col(mean_b, xb.dtype)
         return n, mean_b, xp.einsum("ncs,ncs->c", centred, centred).astype(np.float64)
 
