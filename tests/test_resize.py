@@ -119,6 +119,22 @@ def test_non_contiguous_inputs_match_torch(mode, align_corners, device, parity):
            lambda x: TF.interpolate(x[:, ::2, 1:], **kwargs), [randn(2, 4, 10, 9)], device=device)
 
 
+@pytest.mark.parametrize("small_plane,small_product", [(0, 0), (0, 1 << 40), (1 << 40, 0)],
+                         ids=["transposed-rows", "batched-rows", "kronecker"])
+def test_every_product_path_matches_torch(small_plane, small_product, monkeypatch, device, parity):
+    """separable_apply picks one of three ways to multiply; force each on small shapes."""
+    monkeypatch.setattr(K, "SMALL_PLANE", small_plane)
+    monkeypatch.setattr(K, "SMALL_PRODUCT", small_product)
+    for hw, size in [((4, 5), (9, 11)), ((9, 11), (4, 5)), ((6, 7), (3, 14)), ((1, 6), (5, 1))]:
+        kwargs = dict(size=size, mode="bilinear", align_corners=False)
+        parity(lambda x: F.interpolate(F.transpose(x, 2, 3), **kwargs),
+               lambda x: TF.interpolate(x.transpose(2, 3), **kwargs), [randn(2, 3, *hw[::-1])], device=device)
+        parity(lambda x: F.adaptive_avg_pool2d(x, size), lambda x: TF.adaptive_avg_pool2d(x, size),
+               [randn(2, 3, *hw)], device=device)
+        parity(lambda x: F.interpolate(x, size=size), lambda x: TF.interpolate(x, size=size),
+               [randn(1, 2, *hw)], device=device)
+
+
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 def test_float32_stays_float32(mode, device):
     a = randn(2, 3, 5, 6)

@@ -123,7 +123,8 @@ def cached_matrix(builder, args, like, dtype=None):
 
 
 # ---------------------------------------------------------------------- application
-SMALL_PLANE = 256   # planes of at most this many pixels (16 x 16) use one Kronecker matrix
+SMALL_PLANE = 256            # planes of at most this many pixels (16 x 16) use one Kronecker matrix
+SMALL_PRODUCT = 1 << 18      # multiply-adds of one plane's product below which a batch of them is fast
 
 
 def _matmul(a, b):
@@ -134,21 +135,42 @@ def _matmul(a, b):
     return a @ b
 
 
+def _along_columns(x, matrix):
+    """``x[b] @ matrix.T`` for every plane: (B, H, W) -> (B, H, K), one product for all rows."""
+    b, h, w = x.shape
+    return _matmul(x.reshape(b * h, w), matrix.T).reshape(b, h, matrix.shape[0])
+
+
+def _along_rows(x, matrix):
+    """``matrix @ x[b]`` for every plane: (B, H, W) -> (B, R, W).
+
+    Small planes: a batch of small products. Large planes: BLAS would start and sync
+    its threads once per plane, which is slow (very slow on a busy machine), so the
+    planes are transposed to make the rows the last axis, multiplied in one product
+    and transposed back; the two copies cost far less.
+    """
+    xp = backend.array_module(x)
+    b, h, w = x.shape
+    rows = matrix.shape[0]
+    if rows * h * w <= SMALL_PRODUCT:
+        return _matmul(matrix, x)
+    transposed = _along_columns(x.transpose(0, 2, 1), matrix)           # (B, W, R)
+    return xp.ascontiguousarray(transposed.transpose(0, 2, 1))
+
+
 def separable_apply(x, row_matrix, col_matrix):
     """``row_matrix @ x[n, c] @ col_matrix.T`` for every image: (N, C, H, W) -> (N, C, R, K).
 
     ``row_matrix`` is (R, H) and ``col_matrix`` (K, W). Two ways to compute it:
 
-    * Two steps. The column step is one large matrix product over all rows at once,
-      ``x.reshape(-1, W) @ col_matrix.T``; the row step a batch of small products
-      ``row_matrix @ x[n, c]``. Both orders cost the same arithmetic when the axes
-      scale alike, but the batched small products are slow on large images, so they
-      get the smaller array: rows first when the columns grow, columns first when
-      they shrink.
     * One step, for small planes (pooled maps, their gradients): flattening each
       plane row by row turns ``A @ X @ B.T`` into ``kron(A, B) @ x.flat``, so
       ``x.reshape(N * C, H * W) @ kron(A, B).T`` is a single (R*K, H*W) product.
-      It does more arithmetic than the two steps, but in one efficient call.
+      It does more arithmetic than two steps, but in one efficient call.
+    * Two steps, columns then rows or rows then columns. Both orders cost the same
+      arithmetic when the two axes scale alike; the row step (see ``_along_rows``)
+      is the less efficient one, so it gets the smaller array: rows first when the
+      image grows, columns first when it shrinks.
     """
     n, c, h, w = x.shape
     rows, cols = row_matrix.shape[0], col_matrix.shape[0]
@@ -156,10 +178,11 @@ def separable_apply(x, row_matrix, col_matrix):
         xp = backend.array_module(x)
         kron = xp.kron(row_matrix, col_matrix)                          # (R*K, H*W)
         return _matmul(x.reshape(n * c, h * w), kron.T).reshape(n, c, rows, cols)
+    planes = x.reshape(n * c, h, w)
     cost_rows_first = rows * h * w + rows * w * cols
     cost_cols_first = h * w * cols + rows * h * cols
     if cost_rows_first < cost_cols_first or (cost_rows_first == cost_cols_first and cols >= w):
-        y = _matmul(row_matrix, x)                                       # (N, C, R, W)
-        return _matmul(y.reshape(-1, w), col_matrix.T).reshape(n, c, rows, cols)
-    y = _matmul(x.reshape(-1, w), col_matrix.T).reshape(n, c, h, cols)  # (N, C, H, K)
-    return _matmul(row_matrix, y)
+        out = _along_columns(_along_rows(planes, row_matrix), col_matrix)
+    else:
+        out = _along_rows(_along_columns(planes, col_matrix), row_matrix)
+    return out.reshape(n, c, rows, cols)
