@@ -264,19 +264,31 @@ def test_argument_errors(call, exc, message):
 def test_plan_skips_taps_that_see_only_padding():
     # dilation 12 on an 8x8 map: the 8 outer taps read only padding; one 1x1 product is left
     plan = K.ConvPlan((8, 8), (8, 8), (3, 3), (1, 1), (12, 12), (12, 12))
-    assert plan.n_taps == 1 and plan.bands[0].taps == [(1, 0, 0, 8)]
-    # on a 16x16 map the outer taps work on their 4 valid rows/columns only
+    assert len(plan.bands) == 1 and plan.bands[0].taps == [(1, 0, 0, 8)]
+    assert plan.bands[0].js == [1] and plan.is_identity(plan.bands[0])
+    # on a 16x16 map the outer taps work on their 4 real rows/columns only: the outer
+    # kernel columns get narrow bands of their own
     plan = K.ConvPlan((16, 16), (16, 16), (3, 3), (1, 1), (12, 12), (12, 12))
-    assert plan.n_taps == 9
+    assert sorted((b.js, b.x0, b.x1) for b in plan.bands) == [([0], 12, 16), ([1], 0, 16), ([2], 0, 4)]
+    assert all(sorted(b.taps) == [(0, -12, 12, 16), (1, 0, 0, 16), (2, 12, 0, 4)] for b in plan.bands)
     assert plan.flops(1, 1, 1, 1) == 2 * (16 * 16 + 4 * 16 * 4 + 4 * 4 * 4)
-    assert sorted(b.width for b in plan.bands) == [4, 4, 16]
 
 
-def test_plan_of_a_padded_3x3_reads_the_input_itself_for_the_middle_column():
+def test_plan_of_a_padded_3x3_stacks_the_kernel_columns():
     plan = K.ConvPlan((6, 6), (6, 6), (3, 3), (1, 1), (1, 1), (1, 1))
-    identity = [b for b in plan.bands if plan.is_identity(b)]
-    assert [b.j for b in identity] == [1]
-    assert sorted((b.x0, b.x1, b.c0) for b in plan.bands) == [(0, 5, 1), (0, 6, 0), (1, 6, 0)]
+    (band,) = plan.bands                 # one band, all three kernel columns, full width
+    assert band.js == [0, 1, 2] and (band.x0, band.x1) == (0, 6)
+    # column j reads input column v + j - 1; the first (last) band column is padding for j=0 (2)
+    assert band.columns == [(0, 1, 6, 0), (1, 0, 6, 0), (2, 0, 5, 1)]
+    assert sorted(band.taps) == [(0, -1, 1, 6), (1, 0, 0, 6), (2, 1, 0, 5)]
+    # stride 2: the rows split into two phases
+    plan = K.ConvPlan((8, 8), (4, 4), (3, 3), (2, 2), (1, 1), (1, 1))
+    assert sorted(b.ra for b in plan.bands) == [0, 1]
+
+
+def _all_products(x, w, b, g, kw):
+    return ([K.conv2d_forward(x, w, b, **kw), K.conv2d_grad_input(g, w, x.shape[2:], **kw)]
+            + list(K.conv2d_grad_weight(g, x, w.shape, **kw, need_bias=True)))
 
 
 @pytest.mark.parametrize("threads", [1, 3])
@@ -286,9 +298,9 @@ def test_thread_counts_agree(threads):
     kw = dict(stride=(2, 1), padding=1, dilation=1, groups=2)
     try:
         K.set_num_threads(1)
-        ref = [K.conv2d_forward(x, w, b, **kw)] + list(K.conv2d_backward(g, x, w, **kw, need_bias=True))
+        ref = _all_products(x, w, b, g, kw)
         K.set_num_threads(threads)
-        got = [K.conv2d_forward(x, w, b, **kw)] + list(K.conv2d_backward(g, x, w, **kw, need_bias=True))
+        got = _all_products(x, w, b, g, kw)
     finally:
         K.set_num_threads(None)
     for a, r in zip(got, ref):
@@ -312,10 +324,10 @@ def test_generic_array_code_path_matches(monkeypatch):
     kw = dict(stride=(1, 2), padding=(1, 2), dilation=(2, 1), groups=2)
     y = K.conv2d_forward(x, w, b, **kw)
     g = randn(*y.shape, seed=3)
-    ref = [y] + list(K.conv2d_backward(g, x, w, **kw, need_bias=True))
+    ref = _all_products(x, w, b, g, kw)
     standin = types.SimpleNamespace(**{name: getattr(np, name) for name in dir(np) if not name.startswith("__")})
     monkeypatch.setattr(K.backend, "array_module", lambda *arrays: standin)
-    got = [K.conv2d_forward(x, w, b, **kw)] + list(K.conv2d_backward(g, x, w, **kw, need_bias=True))
+    got = _all_products(x, w, b, g, kw)
     for a, r in zip(got, ref):
         np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
 

@@ -44,8 +44,13 @@ class Conv2d(Function):
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx, gw, gb = K.conv2d_backward(grad_out, x, weight, *ctx.args, need_input=need_x,
-                                       need_weight=need_w, need_bias=need_b)
+        gx = gw = gb = None
+        if need_x:
+            gx = K.conv2d_grad_input(grad_out, weight, x.shape[2:], *ctx.args)
+        if need_w:
+            gw, gb = K.conv2d_grad_weight(grad_out, x, weight.shape, *ctx.args, need_bias=need_b)
+        elif need_b:
+            gb = grad_out.sum(axis=(0, 2, 3))
         return gx, gw, gb, None, None, None, None, None
 
 
@@ -65,9 +70,7 @@ class ConvTranspose2d(Function):
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups, out_hw):
         ctx.save_for_backward(x, weight)
         ctx.args = (stride, padding, dilation, groups)
-        out_shape = (x.shape[0], weight.shape[1] * groups) + tuple(out_hw)
-        y, _, _ = K.conv2d_backward(x, None, weight, stride, padding, dilation, groups,
-                                    input_shape=out_shape, need_weight=False)
+        y = K.conv2d_grad_input(x, weight, out_hw, stride, padding, dilation, groups)
         if bias is not None:
             y += bias.reshape(1, -1, 1, 1)
         return y
@@ -80,8 +83,7 @@ class ConvTranspose2d(Function):
         if need_x:
             gx = K.conv2d_forward(grad_out, weight, None, *ctx.args, out_hw=x.shape[2:])
         if need_w:
-            _, gw, _ = K.conv2d_backward(x, grad_out, weight, *ctx.args,
-                                         need_input=False, need_weight=True)
+            gw, _ = K.conv2d_grad_weight(x, grad_out, weight.shape, *ctx.args)
         if need_b:
             gb = grad_out.sum(axis=(0, 2, 3))
         return gx, gw, gb, None, None, None, None, None

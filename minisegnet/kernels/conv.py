@@ -13,36 +13,43 @@ image is padding (zero). The output size comes from the caller, so asymmetric pa
 ('same' with an even kernel) and conv_transpose2d's output_padding need no special case:
 only the top/left padding decides *where* taps read.
 
-**One matrix product per kernel tap.** Tap (i, j) on its own is a 1x1 convolution of a
-shifted (and strided) view of the input: ``y += W_ij @ X_ij`` with ``W_ij = w[:, :, i, j]``
-of shape (O, C) and ``X_ij`` of shape (C, Ho*Wo). The textbook *im2col* copies all
-kh*kw views into one (C*kh*kw, Ho*Wo) matrix -- nine copies of the input for a 3x3
-kernel -- and does a single product. Here each view is a *slice* instead of a copy:
+**Matrix products on column bands, not an im2col buffer.** Tap (i, j) on its own is a
+1x1 convolution of a shifted (and strided) view of the input: ``y += W_ij @ X_ij`` with
+``W_ij = w[:, :, i, j]`` (O, C) and ``X_ij`` (C, Ho*Wo) the pixels that tap reads. The
+textbook *im2col* copies all kh*kw views into one (C*kh*kw, Ho*Wo) matrix -- nine
+copies of the input for a 3x3 kernel -- and does one product. Here:
 
-* a **band** gathers, once, the input columns that one kernel column j reads:
-  ``B[c, u, v] = x[c, sh*u + ra, sw*(x0 + v) + j*dw - pl]`` of shape (C, U, Wj), where
-  output columns x0..x0+Wj-1 are those whose tap reads inside the image;
-* in a band, one output row down is exactly Wj elements further, so the view that tap
-  (i, j) needs for output rows y0..y1-1 is the contiguous slice
-  ``B.reshape(C, U*Wj)[:, (y0+qi)*Wj : (y1+qi)*Wj]`` with ``qi = (i*dh - pt - ra) / sh``;
-* a stride sh > 1 in rows splits the rows into sh *row phases* ``ra = (i*dh - pt) mod sh``
-  (one band per phase and kernel column), so the slice stays contiguous.
+* a **band** gathers, once, the input columns that kernel column j reads:
+  ``B_j[c, u, v] = x[c, sh*u + ra, sw*(x0 + v) + j*dw - pl]``, shape (C, U, Wb), for
+  the output columns x0..x0+Wb-1 (zero where that falls in the padding);
+* in a band, one output row down is exactly Wb elements further, so what kernel row i
+  needs for output rows y0..y1-1 is a *contiguous slice*, no copy:
+  ``B_j.reshape(C, U*Wb)[:, (y0+qi)*Wb : (y1+qi)*Wb]`` with ``qi = (i*dh - pt - ra) / sh``;
+* the bands of all kernel columns are stacked in one buffer (kw, C, U, Wb), so that
+  slice covers every j at once: kernel row i is **one** product
+  ``y[rows] += W_i @ B[:, :, rows+qi]`` with W_i (O, kw*C) -- kh products for a kernel,
+  each with a kw-times deeper contraction than a single tap's;
+* a stride sh > 1 in rows splits the rows into *row phases* ``ra = (i*dh - pt) mod sh``,
+  one band per phase, so the slice stays contiguous.
 
-kw band copies replace kh*kw im2col copies, and a band that *is* the input (stride 1,
-all columns: the middle column of a padded 3x3 kernel, any 1x1 kernel) is not copied at
-all -- a 1x1 convolution is a single matrix product. Every tap multiplies only the rows
-and columns where it reads real input, and taps that would read only padding are
-skipped: with a large dilation on a small map (dilation 12 on a 16x16 map) most of a
-3x3 kernel hangs over the padding, and that work is never done.
+Kernel columns whose band would be mostly padding (a large dilation on a small map: a
+3x3 kernel with dilation 12 on a 16x16 map reads 4 real columns of 16 at its sides) get
+a narrow band of their own, and every product covers only the rows where it reads real
+input; taps that would read only padding are skipped. A band that *is* the input (one
+kernel column, stride 1, all columns) is not copied at all: a 1x1 convolution is a
+single matrix product per image.
 
-The backward products are the same slices read the other way round:
+The backward products:
 
-* grad weight: ``dW_ij = dY_band @ X_ij^T`` (O, C), summed over the images;
-* grad input:  ``dX_ij = W_ij^T @ dY_band`` added into the band's slice, and the band
-  added back into the input's columns -- *col2im* as kw strided slice additions.
+* grad weight reads the same slices the other way round: ``dW_i = dY[rows] @ B[:, :,
+  rows+qi]^T``, summed over the images;
+* grad input is a convolution too -- of grad_out with the flipped, channel-transposed
+  kernel ("full" padding) -- so it *gathers* with the forward code above, with no
+  scatter-add (col2im) at all. A stride sh splits it into sh*sw stride-1 convolutions,
+  one per phase of the input's pixels, interleaved: the sub-pixel decomposition.
 
-conv_transpose2d *is* the grad-input product (its input plays dY), so it needs no
-kernel of its own (see :mod:`minisegnet.functional.conv`).
+conv_transpose2d *is* that grad-input product (its input plays grad_out), so it needs
+no kernel of its own (see :mod:`minisegnet.functional.conv`).
 
 On the CPU a batch is split over threads, one block of images each, with the BLAS
 library held at one thread meanwhile (BLAS and NumPy's copies release the GIL, so the
@@ -58,8 +65,10 @@ import numpy as np
 
 from .. import backend
 
-__all__ = ["conv2d_forward", "conv2d_backward", "conv_output_size", "ConvPlan",
+__all__ = ["conv2d_forward", "conv2d_grad_input", "conv2d_grad_weight", "conv_output_size", "ConvPlan",
            "num_threads", "set_num_threads", "parallel_over_batch"]
+
+MAX_PADDING_SHARE = 0.25   # a kernel column joins the stacked band if <= 25% of it is padding
 
 
 # --------------------------------------------------------------------------- geometry
@@ -77,18 +86,23 @@ def _ceil_div(a, b):
 
 
 class Band:
-    """The input columns one kernel column reads, for one row phase (see the module docstring).
+    """Input columns gathered for some kernel columns and one row phase (module docstring).
 
-    Attributes: ``ra`` row phase (input row of band row u is ``sh*u + ra``); ``j`` kernel
-    column; ``x0, x1`` the output columns it serves; ``c0`` the input column of x0;
-    ``rows`` the band's row count U; ``taps`` a list of ``(i, qi, y0, y1)``: kernel row i
-    serves output rows y0..y1-1 and reads band rows y0+qi..y1+qi-1.
+    Attributes:
+        ra: row phase: band row u holds input row ``sh*u + ra``.
+        x0, x1: the output columns the band serves (its width is ``x1 - x0``).
+        columns: per kernel column, ``(j, v0, v1, c0)``: band columns v0..v1-1 read input
+            columns ``c0, c0 + sw, ...``; the others are padding (zeros).
+        taps: per kernel row, ``(i, qi, y0, y1)``: output rows y0..y1-1 read band rows
+            y0+qi..y1+qi-1. Widest first (the first product can be written, not added).
+        rows: U, the band's row count.
     """
 
-    def __init__(self, ra, j, x0, x1, c0, taps):
-        self.ra, self.j, self.x0, self.x1, self.c0 = ra, j, x0, x1, c0
-        self.taps = sorted(taps, key=lambda t: t[2] - t[3])   # widest first: written, not added
+    def __init__(self, ra, x0, x1, columns, taps):
+        self.ra, self.x0, self.x1, self.columns = ra, x0, x1, columns
+        self.taps = sorted(taps, key=lambda t: t[2] - t[3])
         self.rows = max(qi + y1 for _, qi, _, y1 in taps)
+        self.js = [c[0] for c in columns]
 
     @property
     def width(self):
@@ -96,7 +110,7 @@ class Band:
 
 
 class ConvPlan:
-    """Which taps do work and which bands they read, for one convolution geometry.
+    """Which products a convolution geometry needs: its bands and their taps.
 
     Args:
         in_hw: input (H, W); out_hw: output (Ho, Wo); kernel: (kh, kw);
@@ -107,41 +121,50 @@ class ConvPlan:
         (H, W), (Ho, Wo) = in_hw, out_hw
         (kh, kw), (sh, sw), (pt, pl), (dh, dw) = kernel, stride, padding, dilation
         self.in_hw, self.out_hw, self.kernel, self.stride = (H, W), (Ho, Wo), (kh, kw), (sh, sw)
-        rows = []                                   # (i, ra, qi, y0, y1) for kernel rows doing work
+        rows = []                                   # (i, ra, qi, y0, y1) of kernel rows doing work
         for i in range(kh):
             off = i * dh - pt                       # input row read by output row 0
             y0, y1 = max(0, _ceil_div(-off, sh)), min(Ho, (H - 1 - off) // sh + 1)
             if y0 < y1:
                 ra = off % sh
                 rows.append((i, ra, (off - ra) // sh, y0, y1))
-        self.bands = []
+        stacked, alone = [], []                     # kernel columns (j, x0, x1, first input col)
         for j in range(kw):
             off = j * dw - pl                       # input column read by output column 0
             x0, x1 = max(0, _ceil_div(-off, sw)), min(Wo, (W - 1 - off) // sw + 1)
             if x0 >= x1:
                 continue                            # this kernel column only ever sees padding
-            for ra in sorted({r[1] for r in rows}):
-                taps = [(i, qi, y0, y1) for i, r, qi, y0, y1 in rows if r == ra]
-                self.bands.append(Band(ra, j, x0, x1, sw * x0 + off, taps))
+            mostly_real = x1 - x0 >= (1 - MAX_PADDING_SHARE) * Wo
+            (stacked if mostly_real else alone).append((j, x0, x1, sw * x0 + off))
+        self.bands = []
+        for ra in sorted({r[1] for r in rows}):
+            taps = [(i, qi, y0, y1) for i, r, qi, y0, y1 in rows if r == ra]
+            if stacked:                             # full output width, padding columns zero
+                self.bands.append(Band(ra, 0, Wo, [(j, x0, x1, c) for j, x0, x1, c in stacked], taps))
+            for j, x0, x1, c in alone:              # exactly the real columns
+                self.bands.append(Band(ra, x0, x1, [(j, 0, x1 - x0, c)], taps))
         self.bands.sort(key=lambda b: -b.width)
-        self.n_taps = sum(len(b.taps) for b in self.bands)
 
     def is_identity(self, band):
         """True when the band is the input itself (rows 0..U-1, all columns): no copy needed."""
-        return self.stride == (1, 1) and band.c0 == 0 and band.width == self.in_hw[1]
+        if len(band.columns) != 1 or self.stride != (1, 1):
+            return False
+        j, v0, v1, c0 = band.columns[0]
+        return c0 == 0 and v0 == 0 and v1 == band.width == self.in_hw[1]
 
     def is_full_width(self, band):
         return band.x0 == 0 and band.x1 == self.out_hw[1]
 
-    def band_view(self, x, band):
-        """The (nb, C, U, Wj) strided view of ``x`` (nb, C, H, W) that ``band`` gathers."""
+    def input_view(self, x, band, column):
+        """The strided view of ``x`` (..., H, W) that band column ``(j, v0, v1, c0)`` reads."""
         sh, sw = self.stride
-        return x[:, :, band.ra: band.ra + sh * (band.rows - 1) + 1: sh,
-                 band.c0: band.c0 + sw * (band.width - 1) + 1: sw]
+        j, v0, v1, c0 = column
+        return x[..., band.ra: band.ra + sh * (band.rows - 1) + 1: sh, c0: c0 + sw * (v1 - v0 - 1) + 1: sw]
 
     def flops(self, n, c_in, c_out, groups):
-        """Multiply-adds x2 actually done (taps over padding skipped), for benchmarks."""
-        per = sum(b.width * (y1 - y0) for b in self.bands for _, _, y0, y1 in b.taps)
+        """2 x multiply-adds done on real input (padding skipped), for benchmarks and tests."""
+        per = sum((v1 - v0) * (y1 - y0) for b in self.bands for _, v0, v1, _ in b.columns
+                  for _, _, y0, y1 in b.taps)
         return 2 * n * per * (c_in // groups) * c_out
 
 
@@ -164,7 +187,7 @@ class _Scratch:
 def _product(xp, a, b, out=None):
     """``a @ b`` over the last two axes, broadcast over the leading ones (into ``out``)."""
     if a.shape[-1] == 1:                    # a one-element contraction is a broadcast multiply
-        return xp.multiply(a, b, out=out)   # (depthwise convolution takes this path)
+        return xp.multiply(a, b, out=out)
     return xp.matmul(a, b, out=out)
 
 
@@ -174,7 +197,7 @@ class _Sum:
     ``dst`` starts as garbage (``zeroed=False``) or zeros. Adding a product into a view of
     it computes into a scratch buffer and adds, except for the very first product when
     its view covers all of ``dst``: that one is written straight into place. So a 3x3
-    convolution costs one direct write and eight additions, not nine of each.
+    convolution costs one direct write and two additions (one per further kernel row).
     """
 
     def __init__(self, xp, dst, scratch, zeroed=False):
@@ -220,15 +243,34 @@ class _Sum:
 
 
 def _band_input(xp, x, band, plan, scratch, groups):
-    """The band of ``x`` (nb, C, H, W) as (nb, groups, C/groups, U*Wj): a view or a copy."""
+    """The band of ``x`` (nb, C, H, W) as (nb, groups, J*C/groups, U*Wb): a view or a copy.
+
+    The contraction axis is ordered (kernel column, channel) within each group, matching
+    :func:`_row_weights`.
+    """
     nb, C, H, W = x.shape
     if plan.is_identity(band) and x.flags.c_contiguous:
-        flat = x.reshape(nb, C, H * W)[:, :, :band.rows * W]
-    else:
-        buf = scratch.get("band", (nb, C, band.rows, band.width))
-        buf[...] = plan.band_view(x, band)
-        flat = buf.reshape(nb, C, band.rows * band.width)
-    return flat.reshape(nb, groups, C // groups, flat.shape[-1])
+        return x.reshape(nb, groups, C // groups, H * W)[..., :band.rows * W]
+    J, U, Wb = len(band.columns), band.rows, band.width
+    buf = scratch.get("band", (nb, groups, J, C // groups, U, Wb))
+    x5 = x.reshape(nb, groups, C // groups, H, W)
+    for jj, column in enumerate(band.columns):
+        _, v0, v1, _ = column
+        if v0 > 0:
+            buf[:, :, jj, :, :, :v0] = 0
+        if v1 < Wb:
+            buf[:, :, jj, :, :, v1:] = 0
+        buf[:, :, jj, :, :, v0:v1] = plan.input_view(x5, band, column)
+    return buf.reshape(nb, groups, J * (C // groups), U * Wb)
+
+
+def _row_weights(xp, weight, groups, band):
+    """W_i of every tap of ``band`` as (taps, g, O/g, J*C/g): the kernel columns of the band
+    side by side along the contraction axis, as :func:`_band_input` orders them."""
+    O, Cg, kh, kw = weight.shape
+    w = weight.reshape(groups, O // groups, Cg, kh, kw)[:, :, :, [t[0] for t in band.taps]][..., band.js]
+    w = w.transpose(3, 0, 1, 4, 2).reshape(len(band.taps), groups, O // groups, len(band.js) * Cg)
+    return xp.ascontiguousarray(w)
 
 
 # --------------------------------------------------------------------------- threads
@@ -236,7 +278,7 @@ def _band_input(xp, x, band, plan, scratch, groups):
 _thread_override = None
 _default_threads = None
 _blas_libs = None                      # threadpoolctl controllers of the BLAS libraries, or []
-_pool = None
+_pool = {"executor": None, "pid": None, "workers": 0}
 _pool_lock = threading.Lock()          # held while the pool runs: nested calls go serial
 
 
@@ -260,7 +302,9 @@ def num_threads():
         return _thread_override
     env = os.environ.get("MINISEGNET_NUM_THREADS", "").strip()
     if env:
-        return max(1, int(env))
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"MINISEGNET_NUM_THREADS must be a positive integer, got {env!r}")
+        return int(env)
     if _default_threads is None:
         libs = _blas_libraries()
         _default_threads = max([lib.num_threads for lib in libs] or [os.cpu_count() or 1])
@@ -273,28 +317,37 @@ def set_num_threads(n):
     _thread_override = None if n is None else max(1, int(n))
 
 
+def _executor(workers):
+    """The pool of extra worker threads (remade after a fork: a child has no threads)."""
+    if _pool["executor"] is None or _pool["pid"] != os.getpid() or _pool["workers"] < workers:
+        _pool.update(executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minisegnet-conv"),
+                     pid=os.getpid(), workers=workers)
+    return _pool["executor"]
+
+
 def parallel_over_batch(fn, n_items, xp=np):
     """Run ``fn(start, stop)`` over contiguous blocks of ``range(n_items)``, one per thread.
 
-    Returns the list of results. Runs a single ``fn(0, n_items)`` on the GPU, with one
-    thread or item, without threadpoolctl, or when already inside a parallel section.
-    While the threads run, BLAS is held at one thread each so that the cores are not
-    oversubscribed (each thread's matrix products are big enough on their own).
+    Returns the list of results, in order. The calling thread takes the first block.
+    Runs a single ``fn(0, n_items)`` on the GPU, with one thread or item, without
+    threadpoolctl, or when already inside a parallel section. While the threads run,
+    BLAS is held at one thread each so that the cores are not oversubscribed (each
+    thread's matrix products are big enough on their own).
     """
-    global _pool
     threads = min(num_threads(), n_items)
     libs = _blas_libraries() if xp is np and threads > 1 else []
     if not libs or not _pool_lock.acquire(blocking=False):
         return [fn(0, n_items)]
     try:
-        if _pool is None or _pool._max_workers < threads:
-            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="minisegnet")
         bounds = [n_items * t // threads for t in range(threads + 1)]
         previous = [lib.num_threads for lib in libs]
         for lib in libs:
             lib.set_num_threads(1)
         try:
-            return list(_pool.map(fn, bounds[:-1], bounds[1:]))
+            futures = [_executor(threads - 1).submit(fn, a, b)
+                       for a, b in zip(bounds[1:-1], bounds[2:])]
+            first = fn(bounds[0], bounds[1])
+            return [first] + [f.result() for f in futures]
         finally:
             for lib, n in zip(libs, previous):
                 lib.set_num_threads(n)
@@ -311,30 +364,22 @@ def _images_per_step(xp, n, image_elements):
 
 # --------------------------------------------------------------------------- the kernels
 
-def _tap_weights(weight, groups):
-    """(O, C/g, kh, kw) -> W_ij as (kh, kw, g, O/g, C/g) and W_ij^T as (kh, kw, g, C/g, O/g)."""
-    xp = backend.array_module(weight)
-    O, Cg, kh, kw = weight.shape
-    w = weight.reshape(groups, O // groups, Cg, kh, kw)
-    return (xp.ascontiguousarray(w.transpose(3, 4, 0, 1, 2)),
-            xp.ascontiguousarray(w.transpose(3, 4, 0, 2, 1)))
-
-
 def _pairs(stride, padding, dilation):
     pair = lambda v: (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
     return pair(stride), pair(padding), pair(dilation)
 
 
 def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                   out_hw=None):
+                   out_hw=None, out=None):
     """``y = conv2d(x, weight) + bias``; arguments already checked by the caller.
 
     Args:
         x: (N, C, H, W); weight: (O, C/groups, kh, kw); bias: (O,) or None.
         stride, dilation: int or pair; padding: int or pair ``(top, left)``.
         out_hw: output (Ho, Wo); default: symmetric padding (PyTorch's formula).
+        out: optional (N, O, Ho, Wo) array (any strides) to write y into.
 
-    Returns y (N, O, Ho, Wo), a new C-contiguous array of x's dtype.
+    Returns y (N, O, Ho, Wo): ``out``, or a new C-contiguous array of x's dtype.
     """
     xp = backend.array_module(x, weight)
     (sh, sw), (pt, pl), (dh, dw) = _pairs(stride, padding, dilation)
@@ -343,9 +388,10 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     if out_hw is None:
         out_hw = (conv_output_size(H, kh, sh, pt, pt, dh), conv_output_size(W, kw, sw, pl, pl, dw))
     Ho, Wo = out_hw
+    Og = O // groups
     plan = ConvPlan((H, W), out_hw, (kh, kw), (sh, sw), (pt, pl), (dh, dw))
-    wt, _ = _tap_weights(weight, groups)
-    y = xp.empty((N, O, Ho, Wo), dtype=x.dtype)
+    weights = [_row_weights(xp, weight, groups, band) for band in plan.bands]
+    y = xp.empty((N, O, Ho, Wo), dtype=x.dtype) if out is None else out
     step = _images_per_step(xp, N, C * H * W + O * Ho * Wo)
     bias_b = None if bias is None else bias.reshape(1, O, 1, 1)
 
@@ -353,107 +399,143 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
         scratch = _Scratch(xp, x.dtype)
         for n0 in range(start, stop, step):
             n1 = min(stop, n0 + step)
-            xs, ys = x[n0:n1], y[n0:n1]
-            nb = n1 - n0
+            nb, ys = n1 - n0, y[n0:n1]
+            staged = not ys.flags.c_contiguous  # e.g. every other pixel: compute, then copy
+            if staged:
+                ys = scratch.get("output", (nb, O, Ho, Wo))
             ysum = _Sum(xp, ys, scratch)
-            yflat = ys.reshape(nb, groups, O // groups, Ho * Wo)
-            for band in plan.bands:
-                bx = _band_input(xp, xs, band, plan, scratch, groups)
-                Wj = band.width
+            for band, w in zip(plan.bands, weights):
+                bx = _band_input(xp, x[n0:n1], band, plan, scratch, groups)
+                Wb = band.width
                 if plan.is_full_width(band):
-                    out, acc = yflat, ysum          # the band is the output itself: add in place
+                    out, acc = ys.reshape(nb, groups, Og, Ho * Wo), ysum   # add in place
                 else:
-                    out = scratch.get("band_out", (nb, groups, O // groups, Ho * Wj))
+                    out = scratch.get("band_out", (nb, groups, Og, Ho * Wb))
                     acc = _Sum(xp, out, scratch)
-                for i, qi, y0, y1 in band.taps:
-                    acc.add_product(wt[i, band.j], bx[..., (y0 + qi) * Wj:(y1 + qi) * Wj],
-                                    out[..., y0 * Wj:y1 * Wj])
-                if out is not yflat:
-                    ysum.add(out.reshape(nb, O, Ho, Wj), ys[:, :, :, band.x0:band.x1])
+                for t, (i, qi, y0, y1) in enumerate(band.taps):
+                    acc.add_product(w[t], bx[..., (y0 + qi) * Wb:(y1 + qi) * Wb], out[..., y0 * Wb:y1 * Wb])
+                if acc is not ysum:
+                    ysum.add(out.reshape(nb, O, Ho, Wb), ys[..., band.x0:band.x1])
             ysum.finish()
             if bias_b is not None:
                 ys += bias_b
+            if staged:
+                y[n0:n1] = ys
 
     parallel_over_batch(work, N, xp)
     return y
 
 
-def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1,
-                    input_shape=None, need_input=True, need_weight=True, need_bias=False):
-    """The gradients of ``y = conv2d(x, weight) + bias`` given ``grad_out`` = dL/dy.
+def conv2d_grad_input(grad_out, weight, input_hw, stride=1, padding=0, dilation=1, groups=1):
+    """dL/dx of ``y = conv2d(x, weight)`` given ``grad_out`` = dL/dy; also conv_transpose2d.
+
+    Input pixel r received from output row yo through kernel row i when
+    ``r = sh*yo + i*dh - pt``, so its gradient gathers ``W_i^T dY[yo]`` over those
+    (i, yo). With stride 1 that is a convolution of grad_out with the *flipped*,
+    channel-transposed kernel and padding ``dh*(kh-1) - pt`` ("full" padding): computed
+    by :func:`conv2d_forward` itself. With stride sh, the input rows of one phase
+    ``r = sh*u + ra`` are reached only by the kernel rows with ``(i*dh - pt) mod sh == ra``,
+    which again form a regular (dilated) kernel: grad_x is sh*sw stride-1 convolutions,
+    one per phase, interleaved (the *sub-pixel* form of a transposed convolution).
 
     Args:
-        grad_out: (N, O, Ho, Wo); x: (N, C, H, W), or None when ``need_weight`` is False
-            (then ``input_shape`` gives (N, C, H, W)); weight: (O, C/groups, kh, kw).
-        stride, padding ``(top, left)``, dilation, groups: as in :func:`conv2d_forward`.
-        need_input, need_weight, need_bias: which gradients to compute.
+        grad_out: (N, O, Ho, Wo); weight: (O, C/groups, kh, kw); input_hw: (H, W).
+        stride, padding ``(top, left)``, dilation, groups: those of the forward conv2d.
 
-    Returns ``(grad_x, grad_weight, grad_bias)``, None for those not asked for:
-        grad_x (N, C, H, W) = sum over taps of W_ij^T @ dY, put back where tap (i, j) read;
-        grad_weight (O, C/groups, kh, kw): dW_ij = sum_n dY @ X_ij^T;
-        grad_bias (O,) = grad_out summed over N, Ho, Wo.
+    Returns grad_x (N, C, H, W).
     """
     xp = backend.array_module(grad_out, weight)
     (sh, sw), (pt, pl), (dh, dw) = _pairs(stride, padding, dilation)
-    N, C, H, W = x.shape if x is not None else tuple(input_shape)
-    O, Cg, kh, kw = weight.shape
+    N, O, Ho, Wo = grad_out.shape
+    _, Cg, kh, kw = weight.shape
+    H, W = input_hw
+    # the same numbers read as a conv2d weight from O channels to C = Cg*groups channels
+    w_t = weight.reshape(groups, O // groups, Cg, kh, kw).transpose(0, 2, 1, 3, 4)
+    w_t = w_t.reshape(groups * Cg, O // groups, kh, kw)
+
+    def phase(r, s, k, d, p):
+        """Kernel taps (in flipped order), dilation and padding of phase r along one axis."""
+        taps = [i for i in range(k) if (i * d - p) % s == r]
+        dil = (taps[1] - taps[0]) * d // s if len(taps) > 1 else 1
+        return taps[::-1], dil, ((taps[-1] * d - p - r) // s if taps else 0)
+
+    if (sh, sw) == (1, 1):
+        (rows, dil_r, pad_r), (cols, dil_c, pad_c) = phase(0, 1, kh, dh, pt), phase(0, 1, kw, dw, pl)
+        return conv2d_forward(grad_out, w_t[:, :, ::-1, ::-1], None, 1, (pad_r, pad_c), (dil_r, dil_c),
+                              groups, (H, W))
+    gx = xp.empty((N, groups * Cg, H, W), dtype=grad_out.dtype)
+    for ra in range(min(sh, H)):
+        rows, dil_r, pad_r = phase(ra, sh, kh, dh, pt)
+        for rb in range(min(sw, W)):
+            cols, dil_c, pad_c = phase(rb, sw, kw, dw, pl)
+            part = gx[:, :, ra::sh, rb::sw]
+            if not rows or not cols:
+                part[...] = 0                       # no kernel tap ever reads these pixels
+                continue
+            w_phase = w_t[:, :, rows][:, :, :, cols]
+            conv2d_forward(grad_out, w_phase, None, 1, (pad_r, pad_c), (dil_r, dil_c), groups,
+                           part.shape[2:], out=part)
+    return gx
+
+
+def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=1, groups=1,
+                       need_bias=False):
+    """dL/dweight (and dL/dbias) of ``y = conv2d(x, weight) + bias`` given ``grad_out``.
+
+    For each band and kernel row i: ``dW_i = dY[rows] @ B[:, :, rows+qi]^T`` (O/g, J*C/g)
+    per group (computed as its transpose), summed over the images (threads keep partial
+    sums and add them at the end).
+
+    Args:
+        grad_out: (N, O, Ho, Wo); x: (N, C, H, W); weight_shape: (O, C/groups, kh, kw).
+        stride, padding ``(top, left)``, dilation, groups: those of the forward conv2d.
+
+    Returns ``(grad_weight, grad_bias)``; grad_bias (O,) is None unless ``need_bias``.
+    """
+    xp = backend.array_module(grad_out, x)
+    (sh, sw), (pt, pl), (dh, dw) = _pairs(stride, padding, dilation)
+    N, C, H, W = x.shape
+    O, Cg, kh, kw = weight_shape
     Ho, Wo = grad_out.shape[2:]
-    gy = xp.ascontiguousarray(grad_out)
-    dtype = gy.dtype
-    plan = ConvPlan((H, W), (Ho, Wo), (kh, kw), (sh, sw), (pt, pl), (dh, dw))
-    wt, wtT = _tap_weights(weight, groups)
     Og = O // groups
-    gx = xp.zeros((N, C, H, W), dtype=dtype) if need_input else None
+    gy = xp.ascontiguousarray(grad_out)
+    plan = ConvPlan((H, W), (Ho, Wo), (kh, kw), (sh, sw), (pt, pl), (dh, dw))
     step = _images_per_step(xp, N, C * H * W + O * Ho * Wo)
 
     def work(start, stop):
-        scratch = _Scratch(xp, dtype)
-        gw = xp.zeros((kh, kw, groups, Og, Cg), dtype=dtype) if need_weight else None
+        scratch = _Scratch(xp, gy.dtype)
+        gw = xp.zeros((kh, kw, groups, Cg, Og), dtype=gy.dtype)     # transposed: see below
         gb = gy[start:stop].sum(axis=(0, 2, 3)) if need_bias else None
         for n0 in range(start, stop, step):
             n1 = min(stop, n0 + step)
-            nb = n1 - n0
-            gys = gy[n0:n1]
-            gxsum = _Sum(xp, gx[n0:n1], scratch, zeroed=True) if need_input else None
+            nb, gys = n1 - n0, gy[n0:n1]
             for band in plan.bands:
-                Wj = band.width
+                Wb, J = band.width, len(band.columns)
                 if plan.is_full_width(band):
                     gyb = gys.reshape(nb, groups, Og, Ho * Wo)
                 else:
-                    gyb = scratch.get("grad_band", (nb, O, Ho, Wj))
-                    gyb[...] = gys[:, :, :, band.x0:band.x1]
-                    gyb = gyb.reshape(nb, groups, Og, Ho * Wj)
-                if need_weight:
-                    bx = _band_input(xp, x[n0:n1], band, plan, scratch, groups)
-                    for i, qi, y0, y1 in band.taps:
-                        p = _product(xp, gyb[..., y0 * Wj:y1 * Wj],
-                                     bx[..., (y0 + qi) * Wj:(y1 + qi) * Wj].swapaxes(-1, -2),
-                                     out=scratch.get("grad_weight", (nb, groups, Og, Cg)))
-                        gw[i, band.j] += p.sum(axis=0) if nb > 1 else p[0]
-                if need_input:
-                    if plan.is_identity(band):  # the band is grad_x itself: add in place
-                        gband = gx[n0:n1].reshape(nb, groups, Cg, H * W)[..., :band.rows * W]
-                        acc = gxsum
-                    else:
-                        gband = scratch.get("grad_input_band", (nb, groups, Cg, band.rows * Wj))
-                        acc = _Sum(xp, gband, scratch)
-                    for i, qi, y0, y1 in band.taps:
-                        acc.add_product(wtT[i, band.j], gyb[..., y0 * Wj:y1 * Wj],
-                                        gband[..., (y0 + qi) * Wj:(y1 + qi) * Wj])
-                    if acc is not gxsum:        # col2im: add the band back where it was read
-                        gxsum.add(gband.reshape(nb, C, band.rows, Wj),
-                                  plan.band_view(gx[n0:n1], band))
+                    gyb = scratch.get("grad_band", (nb, O, Ho, Wb))
+                    gyb[...] = gys[..., band.x0:band.x1]
+                    gyb = gyb.reshape(nb, groups, Og, Ho * Wb)
+                bx = _band_input(xp, x[n0:n1], band, plan, scratch, groups)
+                for i, qi, y0, y1 in band.taps:
+                    # dW_i^T = B_rows @ dY_rows^T: BLAS is faster this way round than dY @ B^T
+                    p = _product(xp, bx[..., (y0 + qi) * Wb:(y1 + qi) * Wb],
+                                 gyb[..., y0 * Wb:y1 * Wb].swapaxes(-1, -2),
+                                 out=scratch.get("grad_weight", (nb, groups, J * Cg, Og)))
+                    p = (p.sum(axis=0) if nb > 1 else p[0]).reshape(groups, J, Cg, Og)
+                    for jj, j in enumerate(band.js):
+                        gw[i, j] += p[:, jj]
         return gw, gb
 
     parts = parallel_over_batch(work, N, xp)
-    grad_w = grad_b = None
-    if need_weight:
-        gw = parts[0][0]
-        for p in parts[1:]:
-            gw += p[0]
-        grad_w = xp.ascontiguousarray(gw.transpose(2, 3, 4, 0, 1).reshape(O, Cg, kh, kw))
+    gw = parts[0][0]
+    for p in parts[1:]:
+        gw += p[0]
+    grad_w = xp.ascontiguousarray(gw.transpose(2, 4, 3, 0, 1).reshape(O, Cg, kh, kw))
+    grad_b = None
     if need_bias:
         grad_b = parts[0][1]
         for p in parts[1:]:
             grad_b = grad_b + p[1]
-    return gx, grad_w, grad_b
+    return grad_w, grad_b
