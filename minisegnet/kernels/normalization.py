@@ -219,7 +219,7 @@ def softmax(x3, log=False):
             yb -= xp.log(xp.exp(yb).sum(axis=1, keepdims=True))
         else:
             xp.exp(yb, out=yb)
-            yb /= yb.sum(axis=1, keepdims=True)
+            yb *= 1 / yb.sum(axis=1, keepdims=True)       # one division per pixel, not per class
 
     for_each_block(x3.shape, work, xp)
     return y
