@@ -227,6 +227,8 @@ def test_cross_entropy_errors():
         F.cross_entropy(x, t, reduction="avg")
     with pytest.raises(ValueError, match=r"weight must have shape \(4,\).*got \(3,\)"):
         F.cross_entropy(x, t, weight=ms.ones(3))
+    with pytest.raises(TypeError, match=r"weight must be a float tensor, got dtype bool"):
+        F.cross_entropy(x, t, weight=np.ones(4, dtype=bool))
     with pytest.raises(ValueError, match=r"logits of shape \(N, C\) or \(N, C, H, W\), got shape \(4,\)"):
         F.cross_entropy(ms.randn(4), ms.tensor(1))
     with pytest.raises(TypeError, match=r"input \(logits\) must be a floating point tensor"):

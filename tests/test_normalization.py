@@ -177,6 +177,8 @@ def test_batch_norm_errors():
         F.batch_norm(np.ones((2, 3)), None, None, training=True)
     with pytest.raises(TypeError, match=r"bias must be a Tensor or None"):
         F.batch_norm(x, None, None, None, [1, 2, 3], training=True)
+    with pytest.raises(TypeError, match=r"running_var must be a Tensor or an array of shape \(3,\), got list"):
+        F.batch_norm(x, ms.zeros(3), [1.0, 1.0, 1.0])
 
 
 # ------------------------------------------------------------------ nn.BatchNorm2d
