@@ -292,10 +292,12 @@ def _all_products(x, w, b, g, kw):
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_thread_counts_agree(threads):
-    x, w, b = randn(5, 4, 9, 8), randn(6, 2, 3, 3, seed=1), randn(6, seed=2)
-    g = randn(5, 6, 5, 8, seed=3)
+@pytest.mark.parametrize("shapes", [((5, 4, 9, 8), (6, 2, 3, 3)),     # threads split the images
+                                    ((3, 8, 3, 4), (16, 4, 3, 3))])   # big weight: split the taps
+def test_thread_counts_agree(threads, shapes):
+    x, w, b = randn(*shapes[0]), randn(*shapes[1], seed=1), randn(shapes[1][0], seed=2)
     kw = dict(stride=(2, 1), padding=1, dilation=1, groups=2)
+    g = randn(*K.conv2d_forward(x, w, b, **kw).shape, seed=3)
     try:
         K.set_num_threads(1)
         ref = _all_products(x, w, b, g, kw)

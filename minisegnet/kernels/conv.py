@@ -268,9 +268,13 @@ def _row_weights(xp, weight, groups, band):
     """W_i of every tap of ``band`` as (taps, g, O/g, J*C/g): the kernel columns of the band
     side by side along the contraction axis, as :func:`_band_input` orders them."""
     O, Cg, kh, kw = weight.shape
-    w = weight.reshape(groups, O // groups, Cg, kh, kw)[:, :, :, [t[0] for t in band.taps]][..., band.js]
-    w = w.transpose(3, 0, 1, 4, 2).reshape(len(band.taps), groups, O // groups, len(band.js) * Cg)
-    return xp.ascontiguousarray(w)
+    w = weight.reshape(groups, O // groups, Cg, kh, kw).transpose(3, 0, 1, 4, 2)  # (kh, g, O/g, kw, C/g)
+    js = band.js
+    cols = slice(js[0], js[-1] + 1) if js == list(range(js[0], js[-1] + 1)) else js
+    out = xp.empty((len(band.taps), groups, O // groups, len(js), Cg), dtype=weight.dtype)
+    for t, tap in enumerate(band.taps):
+        out[t] = w[tap[0]][:, :, cols]
+    return out.reshape(len(band.taps), groups, O // groups, len(js) * Cg)
 
 
 # --------------------------------------------------------------------------- threads
@@ -483,8 +487,13 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
     """dL/dweight (and dL/dbias) of ``y = conv2d(x, weight) + bias`` given ``grad_out``.
 
     For each band and kernel row i: ``dW_i = dY[rows] @ B[:, :, rows+qi]^T`` (O/g, J*C/g)
-    per group (computed as its transpose), summed over the images (threads keep partial
-    sums and add them at the end).
+    per group (computed as its transpose), summed over the images.
+
+    Threads split the images and add up their partial sums at the end -- unless the
+    weight is large next to the images (deep layers on small maps: 256x256x3x3 weights
+    for 16x16 maps), where a partial sum per thread would cost more memory than the
+    activations; then threads split the kernel rows instead (each sees every image and
+    writes its own rows of the gradient).
 
     Args:
         grad_out: (N, O, Ho, Wo); x: (N, C, H, W); weight_shape: (O, C/groups, kh, kw).
@@ -501,15 +510,19 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
     gy = xp.ascontiguousarray(grad_out)
     plan = ConvPlan((H, W), (Ho, Wo), (kh, kw), (sh, sw), (pt, pl), (dh, dw))
     step = _images_per_step(xp, N, C * H * W + O * Ho * Wo)
+    tasks = [(band, tap) for band in plan.bands for tap in band.taps]
 
-    def work(start, stop):
+    def work(start, stop, tasks, gw):
+        """Add the gradient of images start..stop-1 and ``tasks`` (band, tap) into gw,
+        kept transposed as (kh, kw, g, C/g, O/g)."""
         scratch = _Scratch(xp, gy.dtype)
-        gw = xp.zeros((kh, kw, groups, Cg, Og), dtype=gy.dtype)     # transposed: see below
-        gb = gy[start:stop].sum(axis=(0, 2, 3)) if need_bias else None
         for n0 in range(start, stop, step):
             n1 = min(stop, n0 + step)
             nb, gys = n1 - n0, gy[n0:n1]
             for band in plan.bands:
+                taps = [tap for b, tap in tasks if b is band]
+                if not taps:
+                    continue
                 Wb, J = band.width, len(band.columns)
                 if plan.is_full_width(band):
                     gyb = gys.reshape(nb, groups, Og, Ho * Wo)
@@ -518,7 +531,7 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
                     gyb[...] = gys[..., band.x0:band.x1]
                     gyb = gyb.reshape(nb, groups, Og, Ho * Wb)
                 bx = _band_input(xp, x[n0:n1], band, plan, scratch, groups)
-                for i, qi, y0, y1 in band.taps:
+                for i, qi, y0, y1 in taps:
                     # dW_i^T = B_rows @ dY_rows^T: BLAS is faster this way round than dY @ B^T
                     p = _product(xp, bx[..., (y0 + qi) * Wb:(y1 + qi) * Wb],
                                  gyb[..., y0 * Wb:y1 * Wb].swapaxes(-1, -2),
@@ -526,16 +539,18 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
                     p = (p.sum(axis=0) if nb > 1 else p[0]).reshape(groups, J, Cg, Og)
                     for jj, j in enumerate(band.js):
                         gw[i, j] += p[:, jj]
-        return gw, gb
+        return gw
 
-    parts = parallel_over_batch(work, N, xp)
-    gw = parts[0][0]
-    for p in parts[1:]:
-        gw += p[0]
-    grad_w = xp.ascontiguousarray(gw.transpose(2, 4, 3, 0, 1).reshape(O, Cg, kh, kw))
-    grad_b = None
-    if need_bias:
-        grad_b = parts[0][1]
-        for p in parts[1:]:
-            grad_b = grad_b + p[1]
-    return grad_w, grad_b
+    new = lambda: xp.zeros((kh, kw, groups, Cg, Og), dtype=gy.dtype)
+    threads = num_threads() if xp is np else 1
+    if threads > 1 and len(tasks) >= threads and O * Cg * kh * kw * threads >= N * C * H * W:
+        gw = new()
+        parallel_over_batch(lambda a, b: work(0, N, tasks[a:b], gw), len(tasks), xp)
+    else:
+        parts = parallel_over_batch(lambda a, b: work(a, b, tasks, new()), N, xp)
+        gw = parts[0]
+        for t in range(1, len(parts)):
+            gw += parts[t]
+            parts[t] = None                      # free each partial sum once added
+    grad_b = gy.sum(axis=(0, 2, 3)) if need_bias else None
+    return xp.ascontiguousarray(gw.transpose(2, 4, 3, 0, 1).reshape(O, Cg, kh, kw)), grad_b
