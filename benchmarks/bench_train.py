@@ -9,9 +9,9 @@ so the two really are the same network). Both run in this process with the same 
 of threads; the table reports median step times and their ratio.
 
 Peak memory is measured the same way for both: each framework runs two training steps
-in a fresh subprocess, and the number is the process's peak resident set size
-(``ru_maxrss``) minus its resident size just before the model was built, i.e. weights,
-gradients, optimizer state, activations and allocator/work buffers. For minisegnet the
+in a fresh subprocess, and the number is the process's peak resident set size (Linux:
+``VmHWM``, reset just before the model is built) minus its resident size at that moment,
+i.e. weights, gradients, optimizer state, activations and allocator/work buffers. For minisegnet the
 peak of NumPy's own allocations during a step (``tracemalloc``, which NumPy reports to)
 is shown as well.
 
@@ -212,7 +212,13 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
+_thread_limits = []
+
+
 def set_threads(n):
+    """The same thread budget for both: PyTorch's intra-op threads, minisegnet's conv
+    threads, and every BLAS/OpenMP pool in the process (via threadpoolctl when installed),
+    so neither framework's idle threads spin against the other's."""
     import torch
     torch.set_num_threads(n)
     os.environ["MINISEGNET_NUM_THREADS"] = str(n)
@@ -220,6 +226,11 @@ def set_threads(n):
         from minisegnet.kernels import conv as conv_kernels
         conv_kernels.set_num_threads(n)
     except (ImportError, AttributeError):
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+        _thread_limits.append(threadpool_limits(limits=n))
+    except ImportError:
         pass
 
 
@@ -255,19 +266,43 @@ def time_model(name, args):
 
 
 # ---------------------------------------------------------------------------- memory probes
-def _rss_bytes():
-    """Current resident set size (Linux /proc; elsewhere the peak so far)."""
+def _status_kb(field):
+    """A field of /proc/self/status in bytes (Linux), or None."""
     try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return _peak_rss_bytes()
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _rss_bytes():
+    """Current resident set size (Linux; elsewhere the peak so far)."""
+    current = _status_kb("VmRSS")
+    return current if current is not None else _peak_rss_bytes()
 
 
 def _peak_rss_bytes():
+    """Peak resident set size of this process image. On Linux VmHWM (ru_maxrss would
+    include the RSS of the parent that forked us, which Linux carries across exec)."""
+    peak = _status_kb("VmHWM")
+    if peak is not None:
+        return peak
     import resource
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _reset_peak_rss():
+    """Start a new high-water mark at the current RSS (Linux >= 4.0); False if unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def memory_probe(framework, name, args):
@@ -279,6 +314,7 @@ def memory_probe(framework, name, args):
         import torch  # noqa: F401  (imported before the baseline)
         ms.manual_seed(0)
         blueprint = models.create(name, num_classes=NUM_CLASSES)     # the twin copies its weights
+        _reset_peak_rss()
         before, peak_before = _rss_bytes(), _peak_rss_bytes()
         _, step = torch_setup(blueprint, x, y, "cpu")
     elif framework == "minisegnet-tracemalloc":
@@ -293,6 +329,7 @@ def memory_probe(framework, name, args):
         print(json.dumps(result))
         return
     else:
+        _reset_peak_rss()
         before, peak_before = _rss_bytes(), _peak_rss_bytes()
         _, step = minisegnet_setup(name, x, y, "cpu")
     step()
@@ -363,6 +400,12 @@ def main(argv=None):
           f"resnet_tiny at output stride 8, SGD(momentum 0.9)")
     print(f"# device {args.device}, {args.threads} thread(s) for both, median of {args.repeats} steps "
           f"after one warm-up; torch {torch.__version__}, numpy {np.__version__}")
+    if hasattr(os, "getloadavg"):
+        load = os.getloadavg()[0]
+        busy = (" - the machine is busy: timings are noisy, and idle OpenMP threads spinning against other "
+                "processes can slow PyTorch badly; compare with --threads 1 (or OMP_WAIT_POLICY=PASSIVE)"
+                if load > (os.cpu_count() or 1) else "")
+        print(f"# load average {load:.1f} on {os.cpu_count()} cores at the start{busy}")
     print()
     print("| model | minisegnet s/step | PyTorch s/step | time ratio | memory ratio | "
           "minisegnet peak MB | PyTorch peak MB | NumPy tracemalloc MB | same net (rel. diff) |")
@@ -393,8 +436,8 @@ def main(argv=None):
         print("Memory on the GPU: bytes held by CuPy's memory pool vs torch.cuda.max_memory_reserved() "
               "after two steps (both caching allocators).")
     elif not args.no_memory:
-        print("Memory: each framework runs two steps in a fresh process; peak = max resident set size "
-              "(ru_maxrss) minus the resident size just before the model was built (weights, gradients, "
+        print("Memory: each framework runs two steps in a fresh process; peak = peak resident set size "
+              "(VmHWM, reset just before the model is built) minus the resident size at that moment (weights, gradients, "
               "momentum, activations, work buffers). '(?)' marks a probe whose peak was set before the "
               "baseline (not measurable). NumPy tracemalloc = peak of NumPy's own allocations during "
               "one step (informative; not comparable with RSS).")

@@ -606,6 +606,9 @@ def test_unknown_names_list_the_available_ones():
     (lambda: ASPPModule((1, 0), 4, 4), "dilations must be a non-empty list of positive integers"),
     (lambda: ConvModule(0, 4, 3), "in_channels must be a positive integer"),
     (lambda: FCN8sHead(64, 8, 2), "in_channels must be the channel counts"),
+    (lambda: EncoderDecoder("resnet_tiny", FCNHead(in_channels=8, channels=4, num_classes=2)),
+     "backbone must be a Module, got str"),
+    (lambda: models.FCN8s(models.resnet_tiny(output_stride=8), 2), r"strides \(8, 16, 32\)"),
 ])
 def test_bad_arguments_are_named(build, message):
     with pytest.raises((ValueError, TypeError), match=message):
