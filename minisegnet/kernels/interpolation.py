@@ -115,8 +115,9 @@ def cached_matrix(builder, args, like, dtype=None):
     """``builder(*args)`` as an array of ``like``'s module and dtype (or ``dtype``), built once.
 
     ``builder`` is a function returning a float64 NumPy matrix (:func:`linear_weights`,
-    :func:`nearest_weights`, ...) and ``args`` a hashable tuple of its arguments. Models call the same resize with the same sizes every
-    step, so the small matrices are computed (and copied to the GPU) only once.
+    :func:`nearest_weights`, ...) and ``args`` a hashable tuple of its arguments. Models
+    resize with the same sizes at every step, so the small matrices are computed (and
+    copied to the GPU) only once.
     """
     dtype = np.dtype(like.dtype if dtype is None else dtype)
     return _cached_matrix(builder, tuple(args), backend.array_module(like), dtype)
