@@ -298,6 +298,7 @@ def _topological_order(root):
 def run_backward(root, seed, retain_graph=False):
     """The backward pass behind ``Tensor.backward`` (see the module docstring)."""
     grads = {id(root): seed}
+    handed_out = set()       # ids of arrays already stored as some leaf's .grad
     order = _topological_order(root)
     for t in order:
         node = t._node
@@ -322,7 +323,12 @@ def run_backward(root, seed, retain_graph=False):
             if inp._node is None:       # a leaf: accumulate into .grad
                 g = g.astype(inp.dtype, copy=False)
                 if inp.grad is None:
-                    inp.grad = Tensor(g.copy())   # never alias an array the graph still uses
+                    # A leaf's .grad must be its own writable array: copy views (broadcasts,
+                    # reshapes) and arrays already given to another leaf; keep fresh ones.
+                    if id(g) in handed_out or not g.flags.owndata or not g.flags.writeable:
+                        g = g.copy()
+                    handed_out.add(id(g))
+                    inp.grad = Tensor(g)
                 else:
                     inp.grad = Tensor(inp.grad.data + g)
             else:

@@ -178,3 +178,13 @@ def test_function_example_in_docstring_works():
 
     x = ms.tensor(np.array([0.1, -0.3]), requires_grad=True)
     assert ms.gradcheck(Exp.apply, x)
+
+
+def test_leaf_gradients_never_share_memory():
+    a = ms.tensor([1.0, 2.0], requires_grad=True)
+    b = ms.tensor([3.0, 4.0], requires_grad=True)
+    c = ms.tensor(5.0, requires_grad=True)
+    (a + b + c).sum().backward()         # Add hands the same array to both inputs
+    a.grad.data[0] = 100.0
+    assert b.grad.numpy().tolist() == [1.0, 1.0]
+    assert c.grad.item() == 2.0 and c.grad.data.flags.writeable
