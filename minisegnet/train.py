@@ -39,7 +39,6 @@ The quickest way in is :func:`fit`::
     print(trainer.confusion.table(trainer.class_names))
 """
 import csv
-import inspect
 import json
 import math
 import os
@@ -47,11 +46,11 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 
 from . import checkpoint, data, models
-from . import functional as F
 from . import optim
 from . import random as ms_random
 from .metrics import ConfusionMatrix
@@ -429,6 +428,7 @@ class Trainer:
         self.elapsed = 0.0              # training + validation seconds, summed over resumes
         self.confusion = None
         self._epoch_loss = [0.0, 0]     # running (sum, count) of the epoch in progress
+        self.last_lr = self.optimizer.param_groups[0]["lr"]     # the rate of the last step taken
 
     # ------------------------------------------------------------------ paths
     def path(self, name):
@@ -451,7 +451,7 @@ class Trainer:
             "best_score": None if self.best_score == -math.inf else self.best_score,
             "best_epoch": self.best_epoch,
             "history": self.history, "elapsed": self.elapsed,
-            "epoch_loss": list(self._epoch_loss),
+            "epoch_loss": list(self._epoch_loss), "last_lr": self.last_lr,
             "rng": {"global": rng_state if rng_state is not None else ms_random.get_rng_state(),
                     "loader_seed": self.config["seed"], "loader_epoch": self.epoch},
         }
@@ -482,6 +482,7 @@ class Trainer:
         self.history = [dict(row) for row in state["history"]]
         self.elapsed = float(state["elapsed"])
         self._epoch_loss = [float(state["epoch_loss"][0]), int(state["epoch_loss"][1])]
+        self.last_lr = float(state["last_lr"])
         ms_random.set_rng_state(state["rng"]["global"])
 
     def resume(self, path):
@@ -519,16 +520,9 @@ class Trainer:
         return value
 
     def _losses(self, images, masks):
-        """The model's losses (cross-entropy, + 0.4 x auxiliary), plus ``dice_weight`` x Dice."""
+        """The model's losses: cross-entropy (+ 0.4 x auxiliary) (+ ``dice_weight`` x Dice)."""
         w = self.config["dice_weight"]
-        if w == 0:
-            return self.model.loss(images, masks)
-        if "dice_weight" in inspect.signature(self.model.loss).parameters:
-            return self.model.loss(images, masks, dice_weight=w)
-        logits = self.model(images)
-        ce = F.cross_entropy(logits, masks, ignore_index=self.config["ignore_index"])
-        dice = F.dice_loss(logits, masks, ignore_index=self.config["ignore_index"])
-        return {"loss_decode": ce, "loss_dice": dice, "loss": ce + dice * w}
+        return self.model.loss(images, masks, dice_weight=w) if w else self.model.loss(images, masks)
 
     def fit(self, resume=None):
         """Train for ``config['epochs']`` epochs (from a checkpoint when ``resume`` is a path).
@@ -544,7 +538,11 @@ class Trainer:
                 json.dump(self.config, f, indent=2)
         cfg = self.config
         self.model.train()
-        with _DeferredInterrupt() as guard:
+        # a diverging run is caught by the loss check with a clear message; NumPy's own
+        # overflow warnings from the kernels (any thread) would only bury it
+        with _DeferredInterrupt() as guard, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=RuntimeWarning,
+                                    message="(overflow|invalid value|divide by zero)")
             while self.epoch < cfg["epochs"]:
                 self._run_epoch(guard)
         if self.confusion is None:           # resumed a finished run: score it once more
@@ -560,7 +558,7 @@ class Trainer:
         bar = _progress(total=spe, desc=f"epoch {epoch + 1}/{cfg['epochs']}", enabled=self.progress)
         bar.update(done)
         seen_images, t0 = 0, time.perf_counter()
-        snapshot, lr = None, self.optimizer.param_groups[0]["lr"]
+        snapshot = None
         try:
             if done < spe:
                 self.train_loader.set_epoch(epoch)
@@ -572,6 +570,7 @@ class Trainer:
                     value = self.train_step(images, masks)
                     lr = self.optimizer.param_groups[0]["lr"]
                     with guard.critical():
+                        self.last_lr = lr
                         self.optimizer.step()
                         self.scheduler.step()
                         self.step += 1
@@ -597,7 +596,7 @@ class Trainer:
         mean_loss = self._epoch_loss[0] / max(self._epoch_loss[1], 1)
         self._epoch_loss = [0.0, 0]
         row = {"epoch": self.epoch, "step": self.step, "train_loss": mean_loss,
-               "lr": lr, "val_mIoU": scores["mIoU"],
+               "lr": self.last_lr, "val_mIoU": scores["mIoU"],
                "val_mDice": scores["mDice"], "val_aAcc": scores["aAcc"], "time": self.elapsed}
         self.history.append(row)
         improved = scores["mIoU"] > self.best_score

@@ -1,0 +1,138 @@
+"""The model zoo side by side: FCN, PSPNet and DeepLabV3 with the same training budget.
+
+Each model trains for the same number of optimizer steps (same batch size, optimizer,
+schedule, seed) on
+
+* ``shapes``          – circles / squares / triangles: local shape suffices, all heads should
+                        do well;
+* ``context``         – tall strips where a blob is a *boat* or a *car* only because of the
+                        water or road band far below it: a head needs global context
+                        (pyramid pooling, ASPP's image pool) to tell them apart;
+* ``context_control`` – the same strips with boats and cars shaped differently, so local
+                        appearance suffices and the three heads should tie.
+
+and the table reports validation mIoU and wall time per model, as markdown::
+
+    python benchmarks/bench_zoo.py                 # full budget (tens of minutes on 2 CPU cores)
+    python benchmarks/bench_zoo.py --quick         # a few minutes: fewer steps, smaller sets
+    python benchmarks/bench_zoo.py --steps 400 --datasets context,context_control
+    minisegnet bench zoo --quick                   # the same through the CLI
+
+Expected (targets): on Shapes each model >= 0.90 mIoU; on the context strips PSPNet and
+DeepLabV3 >= FCN + 0.15, on the control all three within a few points of each other.
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+try:
+    import minisegnet  # noqa: F401
+except ImportError:        # run from a checkout without installing
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from minisegnet import train  # noqa: E402
+
+MODELS = ("fcn", "pspnet", "deeplabv3")
+DATASETS = ("shapes", "context", "context_control")
+
+# per dataset: image size, steps, batch size, learning rate (Adam), validation images
+SETTINGS = {
+    "shapes": {"image_size": 64, "steps": 300, "batch_size": 16, "lr": 3e-3, "val_size": 96},
+    "context": {"image_size": [256, 32], "steps": 600, "batch_size": 16, "lr": 2e-3, "val_size": 96},
+    "context_control": {"image_size": [256, 32], "steps": 600, "batch_size": 16, "lr": 2e-3, "val_size": 96},
+}
+QUICK_FACTOR = 0.25
+EPOCHS = 4              # the steps are spread over this many epochs (validation after each)
+
+
+def run_one(model, dataset, steps, batch_size, lr, image_size, val_size, seed, optimizer="adam"):
+    """Train ``model`` on ``dataset`` for ``steps`` steps; returns a dict of scores and seconds."""
+    epochs = min(EPOCHS, steps)
+    steps_per_epoch = math.ceil(steps / epochs)
+    start = time.perf_counter()
+    trainer = train.Trainer(model=model, dataset=dataset, image_size=image_size, epochs=epochs,
+                            batch_size=batch_size, train_size=steps_per_epoch * batch_size,
+                            val_size=val_size, lr=lr, optimizer=optimizer, seed=seed,
+                            out=None, progress=False, log=None)
+    trainer.fit()
+    seconds = time.perf_counter() - start
+    scores = trainer.confusion.compute()
+    params = sum(p.data.size for p in trainer.model.parameters())
+    return {"model": model, "dataset": dataset, "mIoU": scores["mIoU"], "mDice": scores["mDice"],
+            "aAcc": scores["aAcc"], "seconds": seconds, "steps": trainer.step, "params": params,
+            "IoU": scores["IoU"], "classes": trainer.class_names}
+
+
+def markdown_table(rows):
+    lines = ["| dataset | model | steps | val mIoU | mDice | aAcc | wall time (s) | parameters |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['dataset']} | {r['model']} | {r['steps']} | {r['mIoU']:.3f} | {r['mDice']:.3f} | "
+                     f"{r['aAcc']:.3f} | {r['seconds']:.0f} | {r['params']:,} |")
+    return "\n".join(lines)
+
+
+def verdicts(rows):
+    """One line per target: met or not."""
+    by = {(r["dataset"], r["model"]): r for r in rows}
+    out = []
+    for model in MODELS:
+        r = by.get(("shapes", model))
+        if r:
+            ok = r["mIoU"] >= 0.90 and r["seconds"] <= 300
+            out.append(f"- shapes/{model}: mIoU {r['mIoU']:.3f} in {r['seconds']:.0f} s "
+                       f"({'meets' if ok else 'misses'} >= 0.90 within 5 min)")
+    fcn = by.get(("context", "fcn"))
+    for model in ("pspnet", "deeplabv3"):
+        r = by.get(("context", model))
+        if fcn and r:
+            gap = r["mIoU"] - fcn["mIoU"]
+            out.append(f"- context: {model} - fcn = {gap:+.3f} ({'meets' if gap >= 0.15 else 'misses'} >= +0.15)")
+    control = [by[("context_control", m)]["mIoU"] for m in MODELS if ("context_control", m) in by]
+    if len(control) > 1:
+        spread = max(control) - min(control)
+        out.append(f"- context_control: spread {spread:.3f} across models "
+                   f"({'tie' if spread <= 0.05 else 'no tie'} at 0.05)")
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_FACTOR:g}x the steps")
+    parser.add_argument("--steps", type=int, help="optimizer steps per run (overrides the per-dataset default)")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--optimizer", default="adam", choices=("sgd", "adam", "adamw"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    models = [m for m in args.models.split(",") if m]
+    datasets = [d for d in args.datasets.split(",") if d]
+    for d in datasets:
+        if d not in SETTINGS:
+            parser.error(f"unknown dataset {d!r}; choose from {', '.join(SETTINGS)}")
+
+    rows = []
+    for dataset in datasets:
+        s = SETTINGS[dataset]
+        steps = args.steps or max(8, round(s["steps"] * (QUICK_FACTOR if args.quick else 1)))
+        for model in models:
+            r = run_one(model, dataset, steps, args.batch_size or s["batch_size"], args.lr or s["lr"],
+                        s["image_size"], s["val_size"] if not args.quick else s["val_size"] // 2, args.seed,
+                        args.optimizer)
+            per_class = ", ".join(f"{c} {v:.2f}" for c, v in zip(r["classes"], r["IoU"]))
+            print(f"{dataset:>15} {model:>10}: mIoU {r['mIoU']:.3f}  {r['seconds']:6.1f} s  ({per_class})",
+                  flush=True)
+            rows.append(r)
+    print()
+    print(markdown_table(rows))
+    print()
+    print("\n".join(verdicts(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
