@@ -374,6 +374,11 @@ def test_layer_repr_and_errors():
         nn.Conv2d(3, 4, 3, groups=2)
     with pytest.raises(ValueError, match=r"only padding_mode='zeros'"):
         nn.Conv2d(3, 4, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match=r"ConvTranspose2d: padding must be an int or a pair, got 'same'"):
+        nn.ConvTranspose2d(3, 4, 3, padding="same")
+    with pytest.raises(TypeError, match=r"kernel_size must be an int or a pair of ints, got 'big'"):
+        nn.Conv2d(3, 4, "big")
+    assert "padding='same'" in repr(nn.Conv2d(3, 4, 3, padding="same"))
     with pytest.raises(ValueError, match=r"output_size \(9, 9\) is not reachable"):
         nn.ConvTranspose2d(2, 2, 3, stride=2)(ms.zeros(1, 2, 3, 3), output_size=(9, 9))
 

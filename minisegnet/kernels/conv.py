@@ -57,6 +57,7 @@ threads run in parallel); this needs ``threadpoolctl`` and is skipped without it
 GPU (CuPy) the same code runs once over the whole batch: every step is a strided copy
 or a batched matrix product, which CuPy already does well.
 """
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -177,7 +178,7 @@ class _Scratch:
         self.xp, self.dtype, self.buffers = xp, dtype, {}
 
     def get(self, name, shape):
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         buf = self.buffers.get(name)
         if buf is None or buf.size < size:
             buf = self.buffers[name] = self.xp.empty(size, dtype=self.dtype)
