@@ -1389,23 +1389,37 @@ def lecture_04():
         from minisegnet import data, models, viz
 
         strips = data.ContextStrips(length=200, split="val", seed=0)
-        image, mask = strips[0]
-        img = ms.tensor(image[None])
-        fig, axes = plt.subplots(1, 6, figsize=(8, 6.5))
-        axes[0].imshow(image.transpose(1, 2, 0)); axes[0].set_title("image")
-        axes[1].imshow(viz.colorize(mask, strips.palette)); axes[1].set_title("labels")
-        for ax, s in zip(axes[2:], (1, 2, 3, 6)):
-            pooled = F.adaptive_avg_pool2d(img, s)
-            back = F.interpolate(pooled, size=image.shape[1:], mode="bilinear", align_corners=False)
-            ax.imshow(np.clip(back.numpy()[0].transpose(1, 2, 0), 0, 1)); ax.set_title(f"pool {s}, up")
+        water = next(i for i in range(len(strips)) if strips[i][1][-1, 0] == 1)     # bottom row labelled water
+        road = next(i for i in range(len(strips)) if strips[i][1][-1, 0] == 2)
+        fig, axes = plt.subplots(1, 12, figsize=(12, 6.5))
+        for k, index in enumerate((water, road)):
+            image, mask = strips[index]
+            img = ms.tensor(image[None])
+            axes[6 * k].imshow(image.transpose(1, 2, 0)); axes[6 * k].set_title("image", fontsize=9)
+            axes[6 * k + 1].imshow(viz.colorize(mask, strips.palette)); axes[6 * k + 1].set_title("labels", fontsize=9)
+            for ax, s in zip(axes[6 * k + 2:6 * k + 6], (1, 2, 3, 6)):
+                pooled = F.adaptive_avg_pool2d(img, s)
+                back = F.interpolate(pooled, size=image.shape[1:], mode="bilinear", align_corners=False)
+                ax.imshow(np.clip(back.numpy()[0].transpose(1, 2, 0), 0, 1)); ax.set_title(f"pool {s}", fontsize=9)
         for ax in axes:
             ax.axis("off")
         plt.show()
+
+        # does the 1x1 summary of a whole strip know the scene? blue minus red of the strip's mean colour
+        tint = {1: [], 2: []}
+        for i in range(len(strips)):
+            image, mask = strips[i]
+            mean = F.adaptive_avg_pool2d(ms.tensor(image[None]), 1).numpy().ravel()
+            tint[int(mask[-1, 0])].append(mean[2] - mean[0])
+        print(f"blue - red of the 1x1 summary: water strips {np.mean(tint[1]):+.3f} ± {np.std(tint[1]):.3f}, "
+              f"road strips {np.mean(tint[2]):+.3f} ± {np.std(tint[2]):.3f}")
         """),
         md(r"""
-        The 1 × 1 branch paints the whole strip in the average colour, a colour that is bluish
-        when the bottom band is water and grey when it is road: the scene label reaches every
-        pixel, including the object at the top. The library's `models.PyramidPooling` is
+        The 1 × 1 branch paints the whole strip in its average colour, and that average
+        carries a trace of the band: over 200 strips a water band shifts it towards blue. So
+        the scene reaches every pixel, including the objects at the top. The real module pools
+        learned *features* rather than colours, where the trace can be made as strong as
+        training needs. The library's `models.PyramidPooling` is
         this module; we follow a batch through it (the 128 channels and 8 × 8 map are what
         `resnet_tiny` gives at output stride 8 for a 64 × 64 image):
         """),
