@@ -1252,9 +1252,9 @@ def lecture_03():
         plt.show()
 
         model.eval()
-        images, masks = next(iter(data.DataLoader(val_set, batch_size=6)))
+        images, masks = next(iter(data.DataLoader(val_set, batch_size=4)))
         viz.plot_predictions(images, masks, model.predict(images), class_names=val_set.classes,
-                             palette=val_set.palette, max_images=6, title="FCN after 300 steps")
+                             palette=val_set.palette, max_images=4, title="FCN after 300 steps")
         """),
         md(r"""
         The background and the object outlines are learned first; telling circles, squares
@@ -1610,7 +1610,7 @@ def lecture_04():
             blob = cm.matrix[3:, 3:]                       # truth boat/car (rows) x prediction boat/car (columns)
             per_class = ", ".join(f"{c} {v:.2f}" for c, v in zip(strips.classes, scores["IoU"]))
             print(f"{name:>7}: mIoU {scores['mIoU']:.3f} after {STEPS} steps ({seconds:.0f} s) [{per_class}]")
-            print(f"         boat-or-car decided right on {100 * np.trace(blob) / blob.sum():.0f} % of the blob pixels")
+            print(f"         boat-or-car decided right on {100 * np.trace(blob) / max(blob.sum(), 1):.0f} % of the blob pixels")
         """),
         code(r"""
         images, masks = next(iter(data.DataLoader(val_strips, batch_size=6)))
