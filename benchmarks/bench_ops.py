@@ -9,7 +9,9 @@
 Every case is timed for the forward pass alone (under no_grad) and for forward +
 backward (all gradients), minisegnet and PyTorch interleaved in blocks with a short
 pause between blocks, so that a noisy machine slows both alike and one library's
-spinning worker threads do not steal the other's cores. The table shows medians, their
+spinning worker threads do not steal the other's cores. The table shows medians (or,
+with ``--stat min``, the fastest call: closer to an idle machine's figure when other
+processes share the cores), their
 ratio (minisegnet / torch: below 1 means minisegnet is faster), minisegnet's GFLOP/s
 and its share of this machine's float32 GEMM peak (a large NumPy matmul at the same
 thread count), and the peak memory of one forward + backward of each library.
@@ -225,8 +227,9 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def time_pair(ms_run, torch_run, backward, device, rounds, block):
-    """Median seconds per call of each runner, interleaved in blocks of ``block`` calls."""
+def time_pair(ms_run, torch_run, backward, device, rounds, block, stat=statistics.median):
+    """Seconds per call of each runner (``stat`` of the calls: median, or min on a busy
+    machine), interleaved in blocks of ``block`` calls."""
     times = {"ms": [], "torch": []}
     for run in (ms_run, torch_run):                  # warm-up (allocations, library caches)
         run(backward)
@@ -240,7 +243,7 @@ def time_pair(ms_run, torch_run, backward, device, rounds, block):
                 run(backward)
                 _sync(device)
                 times[key].append(time.perf_counter() - t0)
-    return statistics.median(times["ms"]), statistics.median(times["torch"])
+    return stat(times["ms"]), stat(times["torch"])
 
 
 def gemm_peak(device, threads):
@@ -329,6 +332,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help="threads for both libraries (default: all cores)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; quick 2)")
+    p.add_argument("--stat", default="median", choices=["median", "min"],
+                   help="statistic of the timed calls; 'min' approximates an idle machine when "
+                        "other processes share the cores")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory column")
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -356,7 +362,7 @@ def main(argv=None):
         memory = measure_memory(groups, args.quick, args.threads)
 
     print(f"device {args.device}, {args.threads} threads, float32; GEMM peak {peak:.0f} GFLOP/s; "
-          f"median of {rounds}x{block} interleaved calls")
+          f"{args.stat} of {rounds}x{block} interleaved calls")
     head = (f"{'op':<16}{'shape':<24}{'pass':<9}{'ms ms':>9}{'torch ms':>10}{'ratio':>7}"
             f"{'GFLOP/s':>9}{'%peak':>7}{'ms MiB':>8}{'torch MiB':>10}")
     print(head)
@@ -365,7 +371,8 @@ def main(argv=None):
         for case in OP_GROUPS[group](args.quick):
             ms_run, torch_run = case.ms_fn(args.device), case.torch_fn(args.device)
             for backward in (False, True):
-                t_ms, t_torch = time_pair(ms_run, torch_run, backward, args.device, rounds, block)
+                t_ms, t_torch = time_pair(ms_run, torch_run, backward, args.device, rounds, block,
+                                          {"median": statistics.median, "min": min}[args.stat])
                 flops = None if case.flops is None else case.flops * (3 if backward else 1)
                 gflops = f"{flops / t_ms / 1e9:9.0f}{100 * flops / t_ms / 1e9 / peak:6.0f}%" \
                     if flops else f"{'-':>9}{'-':>7}"

@@ -325,6 +325,8 @@ def set_num_threads(n):
 def _executor(workers):
     """The pool of extra worker threads (remade after a fork: a child has no threads)."""
     if _pool["executor"] is None or _pool["pid"] != os.getpid() or _pool["workers"] < workers:
+        if _pool["executor"] is not None and _pool["pid"] == os.getpid():
+            _pool["executor"].shutdown(wait=False)
         _pool.update(executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minisegnet-conv"),
                      pid=os.getpid(), workers=workers)
     return _pool["executor"]
