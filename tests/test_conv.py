@@ -293,7 +293,7 @@ def _all_products(x, w, b, g, kw):
 
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("shapes", [((5, 4, 9, 8), (6, 2, 3, 3)),     # threads split the images
-                                    ((3, 8, 3, 4), (16, 4, 3, 3))])   # big weight: split the taps
+                                    ((3, 8, 3, 4), (48, 4, 3, 3))])   # big weight: split channels
 def test_thread_counts_agree(threads, shapes):
     x, w, b = randn(*shapes[0]), randn(*shapes[1], seed=1), randn(shapes[1][0], seed=2)
     kw = dict(stride=(2, 1), padding=1, dilation=1, groups=2)

@@ -363,10 +363,12 @@ def parallel_over_batch(fn, n_items, xp=np):
 
 
 def _images_per_step(xp, n, image_elements):
-    """Images a thread handles at once: one on the CPU unless images are tiny; all on the GPU."""
+    """Images a thread handles at once: all on the GPU; on the CPU about 1 MB of input and
+    output (one image unless they are small), so that Python's per-step overhead, which
+    holds the GIL, stays small next to the array work, which does not."""
     if xp is not np:
         return n
-    return max(1, min(n, (1 << 15) // max(1, image_elements)))
+    return max(1, min(n, (1 << 18) // max(1, image_elements)))
 
 
 # --------------------------------------------------------------------------- the kernels
@@ -471,17 +473,24 @@ def conv2d_grad_input(grad_out, weight, input_hw, stride=1, padding=0, dilation=
         return conv2d_forward(grad_out, w_t[:, :, ::-1, ::-1], None, 1, (pad_r, pad_c), (dil_r, dil_c),
                               groups, (H, W))
     gx = xp.empty((N, groups * Cg, H, W), dtype=grad_out.dtype)
+    phases = []                                     # (rows, cols, w_phase, padding, dilation)
     for ra in range(min(sh, H)):
         rows, dil_r, pad_r = phase(ra, sh, kh, dh, pt)
         for rb in range(min(sw, W)):
             cols, dil_c, pad_c = phase(rb, sw, kw, dw, pl)
-            part = gx[:, :, ra::sh, rb::sw]
-            if not rows or not cols:
+            w_phase = w_t[:, :, rows][:, :, :, cols] if rows and cols else None
+            phases.append((ra, rb, w_phase, (pad_r, pad_c), (dil_r, dil_c)))
+
+    def work(start, stop):                          # every phase of a block of images
+        for ra, rb, w_phase, pad, dil in phases:
+            part = gx[start:stop, :, ra::sh, rb::sw]
+            if w_phase is None:
                 part[...] = 0                       # no kernel tap ever reads these pixels
-                continue
-            w_phase = w_t[:, :, rows][:, :, :, cols]
-            conv2d_forward(grad_out, w_phase, None, 1, (pad_r, pad_c), (dil_r, dil_c), groups,
-                           part.shape[2:], out=part)
+            else:                                   # (runs serially inside this thread)
+                conv2d_forward(grad_out[start:stop], w_phase, None, 1, pad, dil, groups,
+                               part.shape[2:], out=part)
+
+    parallel_over_batch(work, N, xp)
     return gx
 
 
@@ -495,8 +504,8 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
     Threads split the images and add up their partial sums at the end -- unless the
     weight is large next to the images (deep layers on small maps: 256x256x3x3 weights
     for 16x16 maps), where a partial sum per thread would cost more memory than the
-    activations; then threads split the kernel rows instead (each sees every image and
-    writes its own rows of the gradient).
+    activations; then threads split the output channels instead (each sees every image
+    and writes its own rows of the gradient).
 
     Args:
         grad_out: (N, O, Ho, Wo); x: (N, C, H, W); weight_shape: (O, C/groups, kh, kw).
@@ -513,17 +522,19 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
     gy = xp.ascontiguousarray(grad_out)
     plan = ConvPlan((H, W), (Ho, Wo), (kh, kw), (sh, sw), (pt, pl), (dh, dw))
     step = _images_per_step(xp, N, C * H * W + O * Ho * Wo)
-    tasks = [(band, tap) for band in plan.bands for tap in band.taps]
+    threads = num_threads() if xp is np else 1
+    by_channels = threads > 1 and O * Cg * kh * kw * threads >= N * C * H * W and Og >= 8 * threads
+    tasks = [(band, tap, slice(0, Og)) for band in plan.bands for tap in band.taps]
 
     def work(start, stop, tasks, gw):
-        """Add the gradient of images start..stop-1 and ``tasks`` (band, tap) into gw,
-        kept transposed as (kh, kw, g, C/g, O/g)."""
+        """Add the gradient of images start..stop-1 and ``tasks`` (band, tap, block of
+        output channels) into gw, kept transposed as (kh, kw, g, C/g, O/g)."""
         scratch = _Scratch(xp, gy.dtype)
         for n0 in range(start, stop, step):
             n1 = min(stop, n0 + step)
             nb, gys = n1 - n0, gy[n0:n1]
             for band in plan.bands:
-                taps = [tap for b, tap in tasks if b is band]
+                taps = [(tap, block) for b, tap, block in tasks if b is band]
                 if not taps:
                     continue
                 Wb, J = band.width, len(band.columns)
@@ -534,21 +545,23 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
                     gyb[...] = gys[..., band.x0:band.x1]
                     gyb = gyb.reshape(nb, groups, Og, Ho * Wb)
                 bx = _band_input(xp, x[n0:n1], band, plan, scratch, groups)
-                for i, qi, y0, y1 in taps:
+                for (i, qi, y0, y1), block in taps:
                     # dW_i^T = B_rows @ dY_rows^T: BLAS is faster this way round than dY @ B^T
                     p = _product(xp, bx[..., (y0 + qi) * Wb:(y1 + qi) * Wb],
-                                 gyb[..., y0 * Wb:y1 * Wb].swapaxes(-1, -2),
-                                 out=scratch.get("grad_weight", (nb, groups, J * Cg, Og)))
-                    p = (p.sum(axis=0) if nb > 1 else p[0]).reshape(groups, J, Cg, Og)
+                                 gyb[:, :, block, y0 * Wb:y1 * Wb].swapaxes(-1, -2),
+                                 out=scratch.get("grad_weight", (nb, groups, J * Cg, block.stop - block.start)))
+                    p = (p.sum(axis=0) if nb > 1 else p[0]).reshape(groups, J, Cg, -1)
                     for jj, j in enumerate(band.js):
-                        gw[i, j] += p[:, jj]
+                        gw[i, j, ..., block] += p[:, jj]
         return gw
 
     new = lambda: xp.zeros((kh, kw, groups, Cg, Og), dtype=gy.dtype)
-    threads = num_threads() if xp is np else 1
-    if threads > 1 and len(tasks) >= threads and O * Cg * kh * kw * threads >= N * C * H * W:
-        gw = new()
-        parallel_over_batch(lambda a, b: work(0, N, tasks[a:b], gw), len(tasks), xp)
+    if by_channels:                  # thread t: its share of the (tap, output channel) pairs
+        gw, bounds = new(), [len(tasks) * Og * t // threads for t in range(threads + 1)]
+        shares = [[(band, tap, slice(max(lo, k * Og) - k * Og, min(hi, (k + 1) * Og) - k * Og))
+                   for k, (band, tap, _) in enumerate(tasks) if max(lo, k * Og) < min(hi, (k + 1) * Og)]
+                  for lo, hi in zip(bounds[:-1], bounds[1:])]
+        parallel_over_batch(lambda a, b: [work(0, N, share, gw) for share in shares[a:b]], threads, xp)
     else:
         parts = parallel_over_batch(lambda a, b: work(a, b, tasks, new()), N, xp)
         gw = parts[0]
