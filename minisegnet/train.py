@@ -61,12 +61,18 @@ __all__ = ["DEFAULTS", "Trainer", "fit", "evaluate", "make_config", "build_model
            "HISTORY_FIELDS"]
 
 #: What ``minisegnet train`` uses when given no arguments: DeepLabV3 (tiny ResNet, output
-#: stride 8) on 64 x 64 Shapes, tuned to reach mIoU >= 0.85 in under 3 minutes on 2 CPU cores.
+#: stride 8, auxiliary FCN head on c3) on 64 x 64 Shapes, Adam with the poly schedule,
+#: cross-entropy + Dice. Measured on 2 CPU cores: val mIoU 0.883 / 0.877 / 0.872 for seeds
+#: 0 / 1 / 2 after 2400 steps (6 epochs of 3200 generated images, batch 8) in 130-140 s.
+#: Fewer steps mostly cost accuracy: the network first learns "background everywhere" and
+#: needs ~1000 steps to tell the shapes apart; at 64 x 64 and output stride 8 the logits
+#: are 8 x 8, which caps mIoU near 0.9. ``image_size``, ``train_size`` and ``val_size`` of None mean the
+#: dataset's own defaults (64 x 64 for Shapes, 256 x 32 for the context strips).
 DEFAULTS = {
-    "model": "deeplabv3", "backbone": None, "output_stride": None, "aux": False,
+    "model": "deeplabv3", "backbone": None, "output_stride": None, "aux": True,
     "dataset": "shapes", "data_root": None, "image_size": None, "train_size": None, "val_size": None,
-    "epochs": 4, "batch_size": 16, "optimizer": "adam", "lr": 3e-3, "momentum": 0.9,
-    "weight_decay": 0.0, "poly_power": 0.9, "dice_weight": 0.0, "ignore_index": 255,
+    "epochs": 6, "batch_size": 8, "optimizer": "adam", "lr": 5e-3, "momentum": 0.9,
+    "weight_decay": 0.0, "poly_power": 0.9, "dice_weight": 1.0, "ignore_index": 255,
     "seed": 0, "workers": 0, "device": "cpu",
 }
 
@@ -167,7 +173,7 @@ def make_config(config=None, **overrides):
 
 # generated datasets: how many images each split gets, and their default image size
 _GENERATED = {"shapes": 64, "context": [256, 32], "context_control": [256, 32]}
-_GENERATED_SIZES = {"train_size": 480, "val_size": 96}
+_GENERATED_SIZES = {"train_size": 3200, "val_size": 96}
 _FOLDER_IMAGE_SIZE = 128
 
 
