@@ -54,6 +54,7 @@ CONV_CASES = [  # input shape, weight shape, kwargs, with bias
     ((2, 6, 9, 9), (4, 3, 3, 3), dict(stride=2, padding=1, dilation=2, groups=2), True),
     ((1, 1, 1, 1), (1, 1, 1, 1), {}, True),
     ((5, 2, 4, 3), (2, 2, 2, 2), dict(padding=1), True),      # several images per thread step
+    ((2, 3, 4, 5), (4, 3, 3, 3), dict(stride=2, padding=2), True),  # kernel columns 0 and 2 stacked
 ]
 
 
@@ -281,6 +282,9 @@ def test_plan_of_a_padded_3x3_stacks_the_kernel_columns():
     # column j reads input column v + j - 1; the first (last) band column is padding for j=0 (2)
     assert band.columns == [(0, 1, 6, 0), (1, 0, 6, 0), (2, 0, 5, 1)]
     assert sorted(band.taps) == [(0, -1, 1, 6), (1, 0, 0, 6), (2, 1, 0, 5)]
+    # the stacked kernel columns need not be neighbours (here the middle one is mostly padding)
+    plan = K.ConvPlan((4, 5), (3, 4), (3, 3), (2, 2), (2, 2), (1, 1))
+    assert sorted(b.js for b in plan.bands if b.ra == 0) == [[0, 2], [1]]
     # stride 2: the rows split into two phases
     plan = K.ConvPlan((8, 8), (4, 4), (3, 3), (2, 2), (1, 1), (1, 1))
     assert sorted(b.ra for b in plan.bands) == [0, 1]

@@ -363,12 +363,11 @@ def parallel_over_batch(fn, n_items, xp=np):
 
 
 def _images_per_step(xp, n, image_elements):
-    """Images a thread handles at once: all on the GPU; on the CPU about 1 MB of input and
-    output (one image unless they are small), so that Python's per-step overhead, which
-    holds the GIL, stays small next to the array work, which does not."""
+    """Images a thread handles at once: all on the GPU; on the CPU one, unless images are
+    tiny (then Python's per-step overhead, which holds the GIL, would dominate)."""
     if xp is not np:
         return n
-    return max(1, min(n, (1 << 18) // max(1, image_elements)))
+    return max(1, min(n, (1 << 15) // max(1, image_elements)))
 
 
 # --------------------------------------------------------------------------- the kernels
@@ -528,7 +527,7 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
 
     def work(start, stop, tasks, gw):
         """Add the gradient of images start..stop-1 and ``tasks`` (band, tap, block of
-        output channels) into gw, kept transposed as (kh, kw, g, C/g, O/g)."""
+        output channels) into gw, kept transposed as (kh, g, kw, C/g, O/g)."""
         scratch = _Scratch(xp, gy.dtype)
         for n0 in range(start, stop, step):
             n1 = min(stop, n0 + step)
@@ -545,17 +544,23 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
                     gyb[...] = gys[..., band.x0:band.x1]
                     gyb = gyb.reshape(nb, groups, Og, Ho * Wb)
                 bx = _band_input(xp, x[n0:n1], band, plan, scratch, groups)
+                stacked = band.js == list(range(band.js[0], band.js[0] + J))
                 for (i, qi, y0, y1), block in taps:
-                    # dW_i^T = B_rows @ dY_rows^T: BLAS is faster this way round than dY @ B^T
-                    p = _product(xp, bx[..., (y0 + qi) * Wb:(y1 + qi) * Wb],
-                                 gyb[:, :, block, y0 * Wb:y1 * Wb].swapaxes(-1, -2),
-                                 out=scratch.get("grad_weight", (nb, groups, J * Cg, block.stop - block.start)))
-                    p = (p.sum(axis=0) if nb > 1 else p[0]).reshape(groups, J, Cg, -1)
-                    for jj, j in enumerate(band.js):
-                        gw[i, j, ..., block] += p[:, jj]
+                    if stacked:                 # the band's kernel columns, side by side
+                        dst = gw[i, :, band.js[0]:band.js[0] + J].reshape(groups, J * Cg, Og)[..., block]
+                    for n in range(nb):
+                        # dW_i^T = B_rows @ dY_rows^T: BLAS runs it faster than dY @ B^T
+                        p = _product(xp, bx[n, ..., (y0 + qi) * Wb:(y1 + qi) * Wb],
+                                     gyb[n, :, block, y0 * Wb:y1 * Wb].swapaxes(-1, -2),
+                                     out=scratch.get("grad_weight", (groups, J * Cg, block.stop - block.start)))
+                        if stacked:
+                            dst += p
+                        else:
+                            for jj, j in enumerate(band.js):
+                                gw[i, :, j, :, block] += p[:, jj * Cg:(jj + 1) * Cg]
         return gw
 
-    new = lambda: xp.zeros((kh, kw, groups, Cg, Og), dtype=gy.dtype)
+    new = lambda: xp.zeros((kh, groups, kw, Cg, Og), dtype=gy.dtype)
     if by_channels:                  # thread t: its share of the (tap, output channel) pairs
         gw, bounds = new(), [len(tasks) * Og * t // threads for t in range(threads + 1)]
         shares = [[(band, tap, slice(max(lo, k * Og) - k * Og, min(hi, (k + 1) * Og) - k * Og))
@@ -569,4 +574,4 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
             gw += parts[t]
             parts[t] = None                      # free each partial sum once added
     grad_b = gy.sum(axis=(0, 2, 3)) if need_bias else None
-    return xp.ascontiguousarray(gw.transpose(2, 4, 3, 0, 1).reshape(O, Cg, kh, kw)), grad_b
+    return xp.ascontiguousarray(gw.transpose(1, 4, 3, 0, 2).reshape(O, Cg, kh, kw)), grad_b
