@@ -42,7 +42,7 @@ DATASETS = ("shapes", "context", "context_control")
 # `minisegnet train`: an auxiliary FCN head on c3 (weight 0.4), cross-entropy + Dice, the poly
 # schedule, output stride 8, resnet_tiny.
 SETTINGS = {
-    "shapes": {"image_size": 64, "steps": 3600, "batch_size": 8, "lr": 5e-3, "epochs": 6, "val_size": 96},
+    "shapes": {"image_size": 64, "steps": 4400, "batch_size": 8, "lr": 5e-3, "epochs": 8, "val_size": 96},
     "context": {"image_size": [256, 32], "steps": 1000, "batch_size": 16, "lr": 3e-3, "epochs": 4,
                 "val_size": 96},
     "context_control": {"image_size": [256, 32], "steps": 1000, "batch_size": 16, "lr": 3e-3, "epochs": 4,

@@ -293,8 +293,6 @@ def cmd_evaluate(args):
         for key in ("data_root", "val_size", "image_size"):
             if getattr(args, key) is not None:
                 config[key] = getattr(args, key)
-        if args.split != "val":
-            config["val_size"] = config.get("val_size")
         known = {k: v for k, v in config.items() if k in train.DEFAULTS}
         cfg = train.make_config(known)
         dataset = train.build_dataset(cfg, args.split, classes=config.get("class_names"))

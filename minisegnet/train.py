@@ -50,7 +50,7 @@ import warnings
 
 import numpy as np
 
-from . import checkpoint, data, models
+from . import backend, checkpoint, data, models
 from . import optim
 from . import random as ms_random
 from .metrics import ConfusionMatrix
@@ -125,8 +125,7 @@ def make_config(config=None, **overrides):
     """
     merged = dict(DEFAULTS)
     for source in (config or {}), overrides:
-        unknown = sorted(set(source) - set(DEFAULTS) - {"class_names", "palette", "num_classes",
-                                                         "dataset_kwargs"})
+        unknown = sorted(set(source) - set(DEFAULTS) - {"class_names", "palette", "num_classes"})
         if unknown:
             raise ConfigError(f"unknown config key(s) {unknown}; known keys are {sorted(DEFAULTS)}")
         merged.update(source)
@@ -249,6 +248,7 @@ def build_model(config, num_classes=None):
 
 
 def build_optimizer(config, model):
+    """SGD (with ``momentum``), Adam or AdamW over all of ``model``'s parameters, at ``lr``."""
     params = list(model.parameters())
     if config["optimizer"] == "sgd":
         return optim.SGD(params, lr=config["lr"], momentum=config["momentum"],
@@ -394,7 +394,6 @@ class Trainer:
         self.out, self.progress = (os.fspath(out) if out is not None else None), progress
         self.log = log if log is not None else (lambda line: None)
         self.device = cfg["device"]
-        from . import backend
         backend.normalize_device(self.device)           # fails early when cuda is not usable
 
         self.train_set = build_dataset(cfg, "train")
@@ -648,7 +647,6 @@ def _buffers(model):
 
 def _to_host_sum(array):
     """A float summary of ``array`` that is finite iff every entry is (cheap on any device)."""
-    from . import backend
     xp = backend.array_module(array)
     return float(backend.to_numpy(xp.abs(array).max() if array.size else xp.zeros(())))
 
