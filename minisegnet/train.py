@@ -548,8 +548,11 @@ class Trainer:
         with _DeferredInterrupt() as guard, warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=RuntimeWarning,
                                     message="(overflow|invalid value|divide by zero)")
-            while self.epoch < cfg["epochs"]:
-                self._run_epoch(guard)
+            try:
+                while self.epoch < cfg["epochs"]:
+                    self._run_epoch(guard)
+            except KeyboardInterrupt:         # between epochs: everything up to here is saved
+                self._interrupted(None)
         if self.confusion is None:           # resumed a finished run: score it once more
             self.confusion = evaluate(self.model, self.val_loader, cfg["num_classes"], cfg["ignore_index"],
                                       progress=self.progress)
@@ -594,6 +597,12 @@ class Trainer:
             bar.close()
             self.elapsed += time.perf_counter() - start
             self._interrupted(snapshot)
+        with guard.critical():         # a Ctrl-C here waits until the epoch is saved
+            self._finish_epoch(cm, start)
+
+    def _finish_epoch(self, cm, start):
+        """Epoch bookkeeping: the history row, ``last.npz`` / ``best.npz``, ``history.csv``."""
+        cfg = self.config
         self.confusion = cm
         scores = cm.compute()
         self.elapsed += time.perf_counter() - start

@@ -188,6 +188,26 @@ def test_interrupt_during_validation_resumes_exactly(tmp_path, straight_run, mon
     assert history_without_time(second) == history_without_time(straight_run)
 
 
+def test_real_ctrl_c_during_the_epoch_end_save_waits_for_the_save(tmp_path, straight_run, monkeypatch):
+    first = tiny(tmp_path)
+    real_write = train.Trainer.write_history
+
+    def write_history(self):
+        if self.epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)     # a real Ctrl-C while the epoch is being saved
+        return real_write(self)
+    monkeypatch.setattr(train.Trainer, "write_history", write_history)
+    with pytest.raises(train.TrainingInterrupted, match="interrupted at step 3"):
+        first.fit()
+    saved = checkpoint.load(tmp_path / "last.npz")
+    assert (saved["epoch"], saved["step"], len(saved["history"])) == (1, 3, 1)
+    assert (tmp_path / "history.csv").read_text().count("\n") == 2      # header + epoch 1
+    monkeypatch.undo()
+    second = tiny(tmp_path)
+    second.fit(resume=tmp_path / "last.npz")
+    assert_same_state(second, straight_run)
+
+
 def test_resume_with_more_epochs_continues_the_count(tmp_path):
     tiny(tmp_path, epochs=1).fit()
     longer = tiny(tmp_path, epochs=2)
