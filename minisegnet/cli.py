@@ -107,6 +107,7 @@ def _nonnegative_float(text):
 
 # ----------------------------------------------------------------------------- the parser
 def build_parser():
+    from .train import _GENERATED_SIZES as G, DEFAULTS as D
     parser = _Parser(prog="minisegnet",
                      description="Learn semantic segmentation by building it: train, evaluate and run "
                                  "FCN / PSPNet / DeepLab on NumPy (CPU) or CuPy (GPU).")
@@ -119,22 +120,26 @@ def build_parser():
     t.add_argument("--model", help="model name (see `minisegnet models`; default deeplabv3)")
     t.add_argument("--dataset", help="dataset name (see `minisegnet datasets`; default shapes)")
     t.add_argument("--data-root", dest="data_root", metavar="DIR", help="folder of a 'voc' or 'folder' dataset")
-    t.add_argument("--epochs", type=_positive_int)
-    t.add_argument("--batch-size", dest="batch_size", type=_positive_int)
-    t.add_argument("--lr", type=_positive_float, help="base learning rate (poly schedule, power 0.9)")
-    t.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
+    t.add_argument("--epochs", type=_positive_int, help=f"passes over the training set (default {D['epochs']})")
+    t.add_argument("--batch-size", dest="batch_size", type=_positive_int,
+                   help=f"images per step (default {D['batch_size']})")
+    t.add_argument("--lr", type=_positive_float, help=f"base learning rate, poly schedule with power 0.9 (default {D['lr']:g})")
+    t.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), help=f"(default {D['optimizer']})")
     t.add_argument("--momentum", type=_nonnegative_float, help="SGD momentum (default 0.9)")
-    t.add_argument("--weight-decay", dest="weight_decay", type=_nonnegative_float)
+    t.add_argument("--weight-decay", dest="weight_decay", type=_nonnegative_float,
+                   help=f"(default {D['weight_decay']:g})")
     t.add_argument("--dice-weight", dest="dice_weight", type=_nonnegative_float,
-                   help="add this times the Dice loss to the cross-entropy (default 1)")
-    t.add_argument("--image-size", dest="image_size", type=_image_size, metavar="N|HxW")
-    t.add_argument("--train-size", dest="train_size", type=_positive_int, help="training images")
-    t.add_argument("--val-size", dest="val_size", type=_positive_int, help="validation images")
-    t.add_argument("--device", choices=("cpu", "cuda"))
+                   help=f"add this times the Dice loss to the cross-entropy (default {D['dice_weight']:g})")
+    t.add_argument("--image-size", dest="image_size", type=_image_size, metavar="N|HxW",
+                   help="image size (default: the dataset's, 64 for shapes, 256x32 for context)")
+    t.add_argument("--train-size", dest="train_size", type=_positive_int, help=f"training images of a generated dataset (default {G['train_size']})")
+    t.add_argument("--val-size", dest="val_size", type=_positive_int, help=f"validation images of a generated dataset (default {G['val_size']})")
+    t.add_argument("--device", choices=("cpu", "cuda"), help="(default cpu)")
     t.add_argument("--out", metavar="DIR", help="output folder (default runs/MODEL_DATASET)")
     t.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
                    help="continue from CHECKPOINT (default OUT/last.npz)")
-    t.add_argument("--seed", type=_nonnegative_int)
+    t.add_argument("--seed", type=_nonnegative_int,
+                   help=f"seed of the initialisation, dropout and data order (default {D['seed']})")
     t.add_argument("--backbone", help="resnet_tiny (default), resnet18, resnet34, vgg_tiny")
     t.add_argument("--output-stride", dest="output_stride", type=int, choices=(8, 16, 32))
     t.add_argument("--aux", action=argparse.BooleanOptionalAction, default=None,
