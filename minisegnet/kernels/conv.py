@@ -377,42 +377,33 @@ def _pairs(stride, padding, dilation):
     return pair(stride), pair(padding), pair(dilation)
 
 
-def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                   out_hw=None, out=None):
-    """``y = conv2d(x, weight) + bias``; arguments already checked by the caller.
-
-    Args:
-        x: (N, C, H, W); weight: (O, C/groups, kh, kw); bias: (O,) or None.
-        stride, dilation: int or pair; padding: int or pair ``(top, left)``.
-        out_hw: output (Ho, Wo); default: symmetric padding (PyTorch's formula).
-        out: optional (N, O, Ho, Wo) array (any strides) to write y into.
-
-    Returns y (N, O, Ho, Wo): ``out``, or a new C-contiguous array of x's dtype.
+class _Forward:
+    """One convolution geometry made ready to run: its plan and per-band weights, so that
+    the per-image work (:meth:`run`) can be called for any block of images, from any thread.
     """
-    xp = backend.array_module(x, weight)
-    (sh, sw), (pt, pl), (dh, dw) = _pairs(stride, padding, dilation)
-    N, C, H, W = x.shape
-    O, Cg, kh, kw = weight.shape
-    if out_hw is None:
-        out_hw = (conv_output_size(H, kh, sh, pt, pt, dh), conv_output_size(W, kw, sw, pl, pl, dw))
-    Ho, Wo = out_hw
-    Og = O // groups
-    plan = ConvPlan((H, W), out_hw, (kh, kw), (sh, sw), (pt, pl), (dh, dw))
-    weights = [_row_weights(xp, weight, groups, band) for band in plan.bands]
-    y = xp.empty((N, O, Ho, Wo), dtype=x.dtype) if out is None else out
-    step = _images_per_step(xp, N, C * H * W + O * Ho * Wo)
-    bias_b = None if bias is None else bias.reshape(1, O, 1, 1)
 
-    def work(start, stop):
-        scratch = _Scratch(xp, x.dtype)
-        for n0 in range(start, stop, step):
-            n1 = min(stop, n0 + step)
+    def __init__(self, xp, x_shape, weight, bias, stride, padding, dilation, groups, out_hw):
+        N, C, H, W = x_shape
+        O, Cg, kh, kw = weight.shape
+        self.xp, self.groups, self.out_shape = xp, groups, (O,) + tuple(out_hw)
+        self.plan = ConvPlan((H, W), out_hw, (kh, kw), stride, padding, dilation)
+        self.weights = [_row_weights(xp, weight, groups, band) for band in self.plan.bands]
+        self.bias = None if bias is None else bias.reshape(1, O, 1, 1)
+        self.step = _images_per_step(xp, N, C * H * W + O * out_hw[0] * out_hw[1])
+
+    def run(self, x, y, start, stop, scratch):
+        """``y[start:stop] = conv2d(x[start:stop]) + bias``; y may have any strides."""
+        xp, plan, groups = self.xp, self.plan, self.groups
+        O, Ho, Wo = self.out_shape
+        Og = O // groups
+        for n0 in range(start, stop, self.step):
+            n1 = min(stop, n0 + self.step)
             nb, ys = n1 - n0, y[n0:n1]
             staged = not ys.flags.c_contiguous  # e.g. every other pixel: compute, then copy
             if staged:
                 ys = scratch.get("output", (nb, O, Ho, Wo))
             ysum = _Sum(xp, ys, scratch)
-            for band, w in zip(plan.bands, weights):
+            for band, w in zip(plan.bands, self.weights):
                 bx = _band_input(xp, x[n0:n1], band, plan, scratch, groups)
                 Wb = band.width
                 if plan.is_full_width(band):
@@ -425,12 +416,33 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
                 if acc is not ysum:
                     ysum.add(out.reshape(nb, O, Ho, Wb), ys[..., band.x0:band.x1])
             ysum.finish()
-            if bias_b is not None:
-                ys += bias_b
+            if self.bias is not None:
+                ys += self.bias
             if staged:
                 y[n0:n1] = ys
 
-    parallel_over_batch(work, N, xp)
+
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                   out_hw=None):
+    """``y = conv2d(x, weight) + bias``; arguments already checked by the caller.
+
+    Args:
+        x: (N, C, H, W); weight: (O, C/groups, kh, kw); bias: (O,) or None.
+        stride, dilation: int or pair; padding: int or pair ``(top, left)``.
+        out_hw: output (Ho, Wo); default: symmetric padding (PyTorch's formula).
+
+    Returns y (N, O, Ho, Wo), a new C-contiguous array of x's dtype.
+    """
+    xp = backend.array_module(x, weight)
+    stride, padding, dilation = _pairs(stride, padding, dilation)
+    N, C, H, W = x.shape
+    O, Cg, kh, kw = weight.shape
+    if out_hw is None:
+        out_hw = tuple(conv_output_size(n, k, s, p, p, d) for n, k, s, p, d in
+                       zip((H, W), (kh, kw), stride, padding, dilation))
+    conv = _Forward(xp, x.shape, weight, bias, stride, padding, dilation, groups, out_hw)
+    y = xp.empty((N, O) + tuple(out_hw), dtype=x.dtype)
+    parallel_over_batch(lambda a, b: conv.run(x, y, a, b, _Scratch(xp, x.dtype)), N, xp)
     return y
 
 
@@ -467,27 +479,26 @@ def conv2d_grad_input(grad_out, weight, input_hw, stride=1, padding=0, dilation=
         dil = (taps[1] - taps[0]) * d // s if len(taps) > 1 else 1
         return taps[::-1], dil, ((taps[-1] * d - p - r) // s if taps else 0)
 
-    if (sh, sw) == (1, 1):
-        (rows, dil_r, pad_r), (cols, dil_c, pad_c) = phase(0, 1, kh, dh, pt), phase(0, 1, kw, dw, pl)
-        return conv2d_forward(grad_out, w_t[:, :, ::-1, ::-1], None, 1, (pad_r, pad_c), (dil_r, dil_c),
-                              groups, (H, W))
     gx = xp.empty((N, groups * Cg, H, W), dtype=grad_out.dtype)
-    phases = []                                     # (rows, cols, w_phase, padding, dilation)
+    phases = []                                     # (view of gx, its convolution or None)
     for ra in range(min(sh, H)):
         rows, dil_r, pad_r = phase(ra, sh, kh, dh, pt)
         for rb in range(min(sw, W)):
             cols, dil_c, pad_c = phase(rb, sw, kw, dw, pl)
-            w_phase = w_t[:, :, rows][:, :, :, cols] if rows and cols else None
-            phases.append((ra, rb, w_phase, (pad_r, pad_c), (dil_r, dil_c)))
+            part = gx[:, :, ra::sh, rb::sw]
+            conv = None
+            if rows and cols:
+                conv = _Forward(xp, grad_out.shape, w_t[:, :, rows][:, :, :, cols], None, (1, 1),
+                                (pad_r, pad_c), (dil_r, dil_c), groups, part.shape[2:])
+            phases.append((part, conv))
 
     def work(start, stop):                          # every phase of a block of images
-        for ra, rb, w_phase, pad, dil in phases:
-            part = gx[start:stop, :, ra::sh, rb::sw]
-            if w_phase is None:
-                part[...] = 0                       # no kernel tap ever reads these pixels
-            else:                                   # (runs serially inside this thread)
-                conv2d_forward(grad_out[start:stop], w_phase, None, 1, pad, dil, groups,
-                               part.shape[2:], out=part)
+        scratch = _Scratch(xp, gx.dtype)
+        for part, conv in phases:
+            if conv is None:
+                part[start:stop] = 0                # no kernel tap ever reads these pixels
+            else:
+                conv.run(grad_out, part, start, stop, scratch)
 
     parallel_over_batch(work, N, xp)
     return gx
