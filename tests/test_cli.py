@@ -229,3 +229,13 @@ def test_bench_runs_a_script_with_its_arguments(capsys, monkeypatch, tmp_path):
 def test_grade_is_wired_to_the_grader(capsys, tmp_path):
     code, out, err = run(capsys, "grade", tmp_path / "nothing_here")
     assert code == 2 and "Traceback" not in err
+
+
+def test_bench_zoo_smoke_prints_a_markdown_table(capsys):
+    if cli.find_benchmark("zoo") is None:
+        pytest.skip("benchmarks/ is not next to the package")
+    code, out, err = run(capsys, "bench", "zoo", "--quick", "--steps", "2", "--models", "fcn",
+                         "--datasets", "shapes")
+    assert code == 0, err
+    assert "| dataset | model | steps | val mIoU |" in out
+    assert "| shapes | fcn | 2 |" in out
