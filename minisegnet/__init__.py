@@ -23,3 +23,4 @@ from .functional import cat, stack, where
 from .gradcheck import gradcheck
 from . import nn, optim
 from .checkpoint import CheckpointError, load, save
+from .kernels.threads import num_threads as get_num_threads, set_num_threads

@@ -14,6 +14,8 @@ import minisegnet.functional as F
 import minisegnet.nn as nn
 from minisegnet.gradcheck import gradcheck
 from minisegnet.kernels import conv as K
+from minisegnet.kernels import conv_reference
+from minisegnet.kernels.conv_plan import pairs
 from conftest import check_parity, requires_torch, torch
 
 if torch is not None:
@@ -170,6 +172,55 @@ def test_conv_transpose2d_hypothesis(data):
     arrays = [randn(n, cg * groups, h, w_), randn(cg * groups, og, *k, seed=1), randn(og * groups, seed=2)]
     check_parity(lambda *t: F.conv_transpose2d(*t, **kw), lambda *t: TF.conv_transpose2d(*t, **kw),
                  arrays)
+
+
+# ------------------------------------------------------------------ the textbook reference conv2d
+def _reference_args(xs, ws, kw):
+    """conv_reference's (stride, (top, left) padding, dilation, groups, out_hw) for F.conv2d's kwargs."""
+    kh, kw_ = ws[2:]
+    st_, dil = (pairs(kw.get("stride", 1), 0, kw.get("dilation", 1))[i] for i in (0, 2))
+    pad = kw.get("padding", 0)
+    if pad == "same":
+        pad = (dil[0] * (kh - 1) // 2, dil[1] * (kw_ - 1) // 2)
+        out_hw = xs[2:]
+    else:
+        pad = (0, 0) if pad == "valid" else pairs(1, pad, 1)[1]
+        out_hw = None
+    return dict(stride=st_, padding=pad, dilation=dil, groups=kw.get("groups", 1), out_hw=out_hw)
+
+
+@requires_torch
+@pytest.mark.parametrize("xs,ws,kw,bias", CONV_CASES)
+def test_reference_conv2d_matches_torch(xs, ws, kw, bias):
+    x, w, b = randn(*xs), randn(*ws, seed=1), (randn(ws[0], seed=2) if bias else None)
+    ref = TF.conv2d(torch.tensor(x), torch.tensor(w), None if b is None else torch.tensor(b), **kw).numpy()
+    np.testing.assert_allclose(conv_reference.conv2d(x, w, b, **_reference_args(xs, ws, kw)), ref,
+                               rtol=1e-10, atol=1e-12)
+
+
+@SETTINGS
+@given(st.data())
+def test_fast_kernels_match_the_reference_conv2d(data):
+    """Forward equals the reference; the two backward products are its adjoints:
+    <conv(x, w), g> = <x, grad_input(g)> = <w, grad_weight(g, x)> (conv is linear in each)."""
+    d = data.draw
+    groups, cg, og = d(st.integers(1, 3)), d(st.integers(1, 3)), d(st.integers(1, 3))
+    n, h, w_ = d(st.integers(1, 3)), d(st.integers(1, 12)), d(st.integers(1, 12))
+    k = (d(st.integers(1, 4)), d(st.integers(1, 4)))
+    s = (d(st.integers(1, 3)), d(st.integers(1, 3)))
+    dil = (d(st.integers(1, 3)), d(st.integers(1, 3)))
+    p = (d(st.integers(0, 3)), d(st.integers(0, 3)))
+    assume(all(dil[a] * (k[a] - 1) < (h, w_)[a] + 2 * p[a] for a in range(2)))
+    x, w, b = randn(n, cg * groups, h, w_), randn(og * groups, cg, *k, seed=1), randn(og * groups, seed=2)
+    kw = dict(stride=s, padding=p, dilation=dil, groups=groups)
+    ref = conv_reference.conv2d(x, w, b, **kw)
+    np.testing.assert_allclose(K.conv2d_forward(x, w, b, **kw), ref, rtol=1e-10, atol=1e-10)
+    g = randn(*ref.shape, seed=3)
+    linear = float(np.sum(conv_reference.conv2d(x, w, None, **kw) * g))
+    gx = K.conv2d_grad_input(g, w, (h, w_), **kw)
+    gw, gb = K.conv2d_grad_weight(g, x, w.shape, **kw, need_bias=True)
+    np.testing.assert_allclose([np.sum(x * gx), np.sum(w * gw)], [linear, linear], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(gb, g.sum(axis=(0, 2, 3)), rtol=1e-12)
 
 
 @requires_torch

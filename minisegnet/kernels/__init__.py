@@ -4,8 +4,11 @@ No Tensors and no autograd here: each kernel takes arrays and returns arrays, an
 :mod:`minisegnet.functional` wraps them into differentiable ops. Import the module you
 need (nothing is imported here, so a kernel's cost is paid only by its users):
 
+* :mod:`.threads`       – the one thread pool and thread count every CPU kernel shares
+  (``set_num_threads``), and the BLAS limit
 * :mod:`.conv`          – conv2d forward and its two backward products (grad input, grad
-  weight), which also make conv_transpose2d; threads that split a batch over CPU cores
+  weight), which also make conv_transpose2d; :mod:`.conv_plan` is their geometry (bands,
+  taps over padding), :mod:`.conv_reference` the short textbook conv2d the tests check them with
 * :mod:`.pooling`       – max / average / adaptive pooling windows
   (:mod:`.cuda_pooling`: its CuPy ``RawKernel``)
 * :mod:`.interpolation` – interpolation weights and indices for ``interpolate``

@@ -1,43 +1,13 @@
 """2-D convolution on raw arrays: the forward product and the two backward products.
 
-Shapes are PyTorch's: input ``x`` (N, C, H, W), weight ``w`` (O, C/groups, kh, kw),
-output ``y`` (N, O, Ho, Wo). With stride (sh, sw), dilation (dh, dw) and the top/left
-padding (pt, pl), kernel tap (i, j) links output pixel (yo, xo) to input pixel
+    y[n, o, yo, xo] = sum_{c', i, j} w[o, c', i, j] * x[n, c0 + c', sh*yo + i*dh - pt, sw*xo + j*dw - pl]
 
-    r = sh*yo + i*dh - pt,      c = sw*xo + j*dw - pl,
-
-    y[n, o, yo, xo] = sum_{c', i, j} w[o, c', i, j] * x[n, c0 + c', r, c]
-
-where c0 is the first input channel of o's group, and a pixel (r, c) outside the
-image is padding (zero). The output size comes from the caller, so asymmetric padding
-('same' with an even kernel) and conv_transpose2d's output_padding need no special case:
-only the top/left padding decides *where* taps read.
-
-**Matrix products on column bands, not an im2col buffer.** Tap (i, j) on its own is a
-1x1 convolution of a shifted (and strided) view of the input: ``y += W_ij @ X_ij`` with
-``W_ij = w[:, :, i, j]`` (O, C) and ``X_ij`` (C, Ho*Wo) the pixels that tap reads. The
-textbook *im2col* copies all kh*kw views into one (C*kh*kw, Ho*Wo) matrix -- nine
-copies of the input for a 3x3 kernel -- and does one product. Here:
-
-* a **band** gathers, once, the input columns that kernel column j reads:
-  ``B_j[c, u, v] = x[c, sh*u + ra, sw*(x0 + v) + j*dw - pl]``, shape (C, U, Wb), for
-  the output columns x0..x0+Wb-1 (zero where that falls in the padding);
-* in a band, one output row down is exactly Wb elements further, so what kernel row i
-  needs for output rows y0..y1-1 is a *contiguous slice*, no copy:
-  ``B_j.reshape(C, U*Wb)[:, (y0+qi)*Wb : (y1+qi)*Wb]`` with ``qi = (i*dh - pt - ra) / sh``;
-* the bands of all kernel columns are stacked in one buffer (kw, C, U, Wb), so that
-  slice covers every j at once: kernel row i is **one** product
-  ``y[rows] += W_i @ B[:, :, rows+qi]`` with W_i (O, kw*C) -- kh products for a kernel,
-  each with a kw-times deeper contraction than a single tap's;
-* a stride sh > 1 in rows splits the rows into *row phases* ``ra = (i*dh - pt) mod sh``,
-  one band per phase, so the slice stays contiguous.
-
-Kernel columns whose band would be mostly padding (a large dilation on a small map: a
-3x3 kernel with dilation 12 on a 16x16 map reads 4 real columns of 16 at its sides) get
-a narrow band of their own, and every product covers only the rows where it reads real
-input; taps that would read only padding are skipped. A band that *is* the input (one
-kernel column, stride 1, all columns) is not copied at all: a 1x1 convolution is a
-single matrix product per image.
+(c0 the first input channel of o's group; zeros outside the image). Each kernel row i
+is one matrix product ``y[rows] += W_i @ B[:, :, rows+qi]`` on a *band* of gathered
+input columns -- :mod:`minisegnet.kernels.conv_plan` explains the bands and decides
+which products a geometry needs; this module runs them. The textbook version (pad, a
+strided view, one product) is :mod:`minisegnet.kernels.conv_reference`: the tests hold
+this one to it.
 
 The backward products:
 
@@ -51,122 +21,24 @@ The backward products:
 conv_transpose2d *is* that grad-input product (its input plays grad_out), so it needs
 no kernel of its own (see :mod:`minisegnet.functional.conv`).
 
-On the CPU a batch is split over threads, one block of images each, with the BLAS
-library held at one thread meanwhile (BLAS and NumPy's copies release the GIL, so the
-threads run in parallel); this needs ``threadpoolctl`` and is skipped without it. On the
-GPU (CuPy) the same code runs once over the whole batch: every step is a strided copy
-or a batched matrix product, which CuPy already does well.
+On the CPU a batch is split over threads, one block of images each
+(:func:`minisegnet.kernels.threads.parallel_for`, with BLAS held at one thread
+meanwhile: BLAS and NumPy's copies release the GIL, so the threads run in parallel).
+On the GPU (CuPy) the same code runs once over the whole batch: every step is a
+strided copy or a batched matrix product, which CuPy already does well.
 """
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .. import backend
+from .conv_plan import ConvPlan, band_input, conv_output_size, pairs, row_weights
+from .threads import num_threads, parallel_for, set_num_threads
 
 __all__ = ["conv2d_forward", "conv2d_grad_input", "conv2d_grad_weight", "conv_output_size", "ConvPlan",
            "num_threads", "set_num_threads", "parallel_over_batch"]
 
-MAX_PADDING_SHARE = 0.25   # a kernel column joins the stacked band if <= 25% of it is padding
-
-
-# --------------------------------------------------------------------------- geometry
-
-def conv_output_size(size, kernel, stride=1, pad_before=0, pad_after=0, dilation=1):
-    """Output length of a convolution along one axis (PyTorch's formula, floor division):
-
-        out = (size + pad_before + pad_after - dilation*(kernel - 1) - 1) // stride + 1
-    """
-    return (size + pad_before + pad_after - dilation * (kernel - 1) - 1) // stride + 1
-
-
-def _ceil_div(a, b):
-    return -((-a) // b)
-
-
-class Band:
-    """Input columns gathered for some kernel columns and one row phase (module docstring).
-
-    Attributes:
-        ra: row phase: band row u holds input row ``sh*u + ra``.
-        x0, x1: the output columns the band serves (its width is ``x1 - x0``).
-        columns: per kernel column, ``(j, v0, v1, c0)``: band columns v0..v1-1 read input
-            columns ``c0, c0 + sw, ...``; the others are padding (zeros).
-        taps: per kernel row, ``(i, qi, y0, y1)``: output rows y0..y1-1 read band rows
-            y0+qi..y1+qi-1. Widest first (the first product can be written, not added).
-        rows: U, the band's row count.
-    """
-
-    def __init__(self, ra, x0, x1, columns, taps):
-        self.ra, self.x0, self.x1, self.columns = ra, x0, x1, columns
-        self.taps = sorted(taps, key=lambda t: t[2] - t[3])
-        self.rows = max(qi + y1 for _, qi, _, y1 in taps)
-        self.js = [c[0] for c in columns]
-
-    @property
-    def width(self):
-        return self.x1 - self.x0
-
-
-class ConvPlan:
-    """Which products a convolution geometry needs: its bands and their taps.
-
-    Args:
-        in_hw: input (H, W); out_hw: output (Ho, Wo); kernel: (kh, kw);
-        stride, padding (top, left), dilation: pairs.
-    """
-
-    def __init__(self, in_hw, out_hw, kernel, stride, padding, dilation):
-        (H, W), (Ho, Wo) = in_hw, out_hw
-        (kh, kw), (sh, sw), (pt, pl), (dh, dw) = kernel, stride, padding, dilation
-        self.in_hw, self.out_hw, self.kernel, self.stride = (H, W), (Ho, Wo), (kh, kw), (sh, sw)
-        rows = []                                   # (i, ra, qi, y0, y1) of kernel rows doing work
-        for i in range(kh):
-            off = i * dh - pt                       # input row read by output row 0
-            y0, y1 = max(0, _ceil_div(-off, sh)), min(Ho, (H - 1 - off) // sh + 1)
-            if y0 < y1:
-                ra = off % sh
-                rows.append((i, ra, (off - ra) // sh, y0, y1))
-        stacked, alone = [], []                     # kernel columns (j, x0, x1, first input col)
-        for j in range(kw):
-            off = j * dw - pl                       # input column read by output column 0
-            x0, x1 = max(0, _ceil_div(-off, sw)), min(Wo, (W - 1 - off) // sw + 1)
-            if x0 >= x1:
-                continue                            # this kernel column only ever sees padding
-            mostly_real = x1 - x0 >= (1 - MAX_PADDING_SHARE) * Wo
-            (stacked if mostly_real else alone).append((j, x0, x1, sw * x0 + off))
-        self.bands = []
-        for ra in sorted({r[1] for r in rows}):
-            taps = [(i, qi, y0, y1) for i, r, qi, y0, y1 in rows if r == ra]
-            if stacked:                             # full output width, padding columns zero
-                self.bands.append(Band(ra, 0, Wo, [(j, x0, x1, c) for j, x0, x1, c in stacked], taps))
-            for j, x0, x1, c in alone:              # exactly the real columns
-                self.bands.append(Band(ra, x0, x1, [(j, 0, x1 - x0, c)], taps))
-        self.bands.sort(key=lambda b: -b.width)
-
-    def is_identity(self, band):
-        """True when the band is the input itself (rows 0..U-1, all columns): no copy needed."""
-        if len(band.columns) != 1 or self.stride != (1, 1):
-            return False
-        j, v0, v1, c0 = band.columns[0]
-        return c0 == 0 and v0 == 0 and v1 == band.width == self.in_hw[1]
-
-    def is_full_width(self, band):
-        return band.x0 == 0 and band.x1 == self.out_hw[1]
-
-    def input_view(self, x, band, column):
-        """The strided view of ``x`` (..., H, W) that band column ``(j, v0, v1, c0)`` reads."""
-        sh, sw = self.stride
-        j, v0, v1, c0 = column
-        return x[..., band.ra: band.ra + sh * (band.rows - 1) + 1: sh, c0: c0 + sw * (v1 - v0 - 1) + 1: sw]
-
-    def flops(self, n, c_in, c_out, groups):
-        """2 x multiply-adds done on real input (padding skipped), for benchmarks and tests."""
-        per = sum((v1 - v0) * (y1 - y0) for b in self.bands for _, v0, v1, _ in b.columns
-                  for _, _, y0, y1 in b.taps)
-        return 2 * n * per * (c_in // groups) * c_out
+parallel_over_batch = parallel_for      # the name earlier code and lectures use
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -243,125 +115,6 @@ class _Sum:
         self.fresh = False
 
 
-def _band_input(xp, x, band, plan, scratch, groups):
-    """The band of ``x`` (nb, C, H, W) as (nb, groups, J*C/groups, U*Wb): a view or a copy.
-
-    The contraction axis is ordered (kernel column, channel) within each group, matching
-    :func:`_row_weights`.
-    """
-    nb, C, H, W = x.shape
-    if plan.is_identity(band) and x.flags.c_contiguous:
-        return x.reshape(nb, groups, C // groups, H * W)[..., :band.rows * W]
-    J, U, Wb = len(band.columns), band.rows, band.width
-    buf = scratch.get("band", (nb, groups, J, C // groups, U, Wb))
-    x5 = x.reshape(nb, groups, C // groups, H, W)
-    for jj, column in enumerate(band.columns):
-        _, v0, v1, _ = column
-        if v0 > 0:
-            buf[:, :, jj, :, :, :v0] = 0
-        if v1 < Wb:
-            buf[:, :, jj, :, :, v1:] = 0
-        buf[:, :, jj, :, :, v0:v1] = plan.input_view(x5, band, column)
-    return buf.reshape(nb, groups, J * (C // groups), U * Wb)
-
-
-def _row_weights(xp, weight, groups, band):
-    """W_i of every tap of ``band`` as (taps, g, O/g, J*C/g): the kernel columns of the band
-    side by side along the contraction axis, as :func:`_band_input` orders them."""
-    O, Cg, kh, kw = weight.shape
-    w = weight.reshape(groups, O // groups, Cg, kh, kw).transpose(3, 0, 1, 4, 2)  # (kh, g, O/g, kw, C/g)
-    js = band.js
-    cols = slice(js[0], js[-1] + 1) if js == list(range(js[0], js[-1] + 1)) else js
-    out = xp.empty((len(band.taps), groups, O // groups, len(js), Cg), dtype=weight.dtype)
-    for t, tap in enumerate(band.taps):
-        out[t] = w[tap[0]][:, :, cols]
-    return out.reshape(len(band.taps), groups, O // groups, len(js) * Cg)
-
-
-# --------------------------------------------------------------------------- threads
-
-_thread_override = None
-_default_threads = None
-_blas_libs = None                      # threadpoolctl controllers of the BLAS libraries, or []
-_pool = {"executor": None, "pid": None, "workers": 0}
-_pool_lock = threading.Lock()          # held while the pool runs: nested calls go serial
-
-
-def _blas_libraries():
-    global _blas_libs
-    if _blas_libs is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _blas_libs = [lib for lib in ThreadpoolController().lib_controllers
-                          if lib.user_api == "blas"]
-        except Exception:              # threadpoolctl missing or failing: no thread splitting
-            _blas_libs = []
-    return _blas_libs
-
-
-def num_threads():
-    """Threads a CPU convolution uses: ``set_num_threads``, else ``$MINISEGNET_NUM_THREADS``,
-    else BLAS's own thread count (normally the number of cores)."""
-    global _default_threads
-    if _thread_override is not None:
-        return _thread_override
-    env = os.environ.get("MINISEGNET_NUM_THREADS", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ValueError(f"MINISEGNET_NUM_THREADS must be a positive integer, got {env!r}")
-        return int(env)
-    if _default_threads is None:
-        libs = _blas_libraries()
-        _default_threads = max([lib.num_threads for lib in libs] or [os.cpu_count() or 1])
-    return _default_threads
-
-
-def set_num_threads(n):
-    """Use ``n`` threads for CPU convolutions (``None``: back to the default)."""
-    global _thread_override
-    _thread_override = None if n is None else max(1, int(n))
-
-
-def _executor(workers):
-    """The pool of extra worker threads (remade after a fork: a child has no threads)."""
-    if _pool["executor"] is None or _pool["pid"] != os.getpid() or _pool["workers"] < workers:
-        if _pool["executor"] is not None and _pool["pid"] == os.getpid():
-            _pool["executor"].shutdown(wait=False)
-        _pool.update(executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minisegnet-conv"),
-                     pid=os.getpid(), workers=workers)
-    return _pool["executor"]
-
-
-def parallel_over_batch(fn, n_items, xp=np):
-    """Run ``fn(start, stop)`` over contiguous blocks of ``range(n_items)``, one per thread.
-
-    Returns the list of results, in order. The calling thread takes the first block.
-    Runs a single ``fn(0, n_items)`` on the GPU, with one thread or item, without
-    threadpoolctl, or when already inside a parallel section. While the threads run,
-    BLAS is held at one thread each so that the cores are not oversubscribed (each
-    thread's matrix products are big enough on their own).
-    """
-    threads = min(num_threads(), n_items)
-    libs = _blas_libraries() if xp is np and threads > 1 else []
-    if not libs or not _pool_lock.acquire(blocking=False):
-        return [fn(0, n_items)]
-    try:
-        bounds = [n_items * t // threads for t in range(threads + 1)]
-        previous = [lib.num_threads for lib in libs]
-        for lib in libs:
-            lib.set_num_threads(1)
-        try:
-            futures = [_executor(threads - 1).submit(fn, a, b)
-                       for a, b in zip(bounds[1:-1], bounds[2:])]
-            first = fn(bounds[0], bounds[1])
-            return [first] + [f.result() for f in futures]
-        finally:
-            for lib, n in zip(libs, previous):
-                lib.set_num_threads(n)
-    finally:
-        _pool_lock.release()
-
-
 def _images_per_step(xp, n, image_elements):
     """Images a thread handles at once: all on the GPU; on the CPU one, unless images are
     tiny (then Python's per-step overhead, which holds the GIL, would dominate)."""
@@ -370,12 +123,8 @@ def _images_per_step(xp, n, image_elements):
     return max(1, min(n, (1 << 15) // max(1, image_elements)))
 
 
+
 # --------------------------------------------------------------------------- the kernels
-
-def _pairs(stride, padding, dilation):
-    pair = lambda v: (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
-    return pair(stride), pair(padding), pair(dilation)
-
 
 class _Forward:
     """One convolution geometry made ready to run: its plan and per-band weights, so that
@@ -387,7 +136,7 @@ class _Forward:
         O, Cg, kh, kw = weight.shape
         self.xp, self.groups, self.out_shape = xp, groups, (O,) + tuple(out_hw)
         self.plan = ConvPlan((H, W), out_hw, (kh, kw), stride, padding, dilation)
-        self.weights = [_row_weights(xp, weight, groups, band) for band in self.plan.bands]
+        self.weights = [row_weights(xp, weight, groups, band) for band in self.plan.bands]
         self.bias = None if bias is None else bias.reshape(1, O, 1, 1)
         self.step = _images_per_step(xp, N, C * H * W + O * out_hw[0] * out_hw[1])
 
@@ -404,7 +153,7 @@ class _Forward:
                 ys = scratch.get("output", (nb, O, Ho, Wo))
             ysum = _Sum(xp, ys, scratch)
             for band, w in zip(plan.bands, self.weights):
-                bx = _band_input(xp, x[n0:n1], band, plan, scratch, groups)
+                bx = band_input(xp, x[n0:n1], band, plan, scratch, groups)
                 Wb = band.width
                 if plan.is_full_width(band):
                     out, acc = ys.reshape(nb, groups, Og, Ho * Wo), ysum   # add in place
@@ -434,7 +183,7 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     Returns y (N, O, Ho, Wo), a new C-contiguous array of x's dtype.
     """
     xp = backend.array_module(x, weight)
-    stride, padding, dilation = _pairs(stride, padding, dilation)
+    stride, padding, dilation = pairs(stride, padding, dilation)
     N, C, H, W = x.shape
     O, Cg, kh, kw = weight.shape
     if out_hw is None:
@@ -442,7 +191,7 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
                        zip((H, W), (kh, kw), stride, padding, dilation))
     conv = _Forward(xp, x.shape, weight, bias, stride, padding, dilation, groups, out_hw)
     y = xp.empty((N, O) + tuple(out_hw), dtype=x.dtype)
-    parallel_over_batch(lambda a, b: conv.run(x, y, a, b, _Scratch(xp, x.dtype)), N, xp)
+    parallel_for(lambda a, b: conv.run(x, y, a, b, _Scratch(xp, x.dtype)), N, xp)
     return y
 
 
@@ -465,7 +214,7 @@ def conv2d_grad_input(grad_out, weight, input_hw, stride=1, padding=0, dilation=
     Returns grad_x (N, C, H, W).
     """
     xp = backend.array_module(grad_out, weight)
-    (sh, sw), (pt, pl), (dh, dw) = _pairs(stride, padding, dilation)
+    (sh, sw), (pt, pl), (dh, dw) = pairs(stride, padding, dilation)
     N, O, Ho, Wo = grad_out.shape
     _, Cg, kh, kw = weight.shape
     H, W = input_hw
@@ -500,7 +249,7 @@ def conv2d_grad_input(grad_out, weight, input_hw, stride=1, padding=0, dilation=
             else:
                 conv.run(grad_out, part, start, stop, scratch)
 
-    parallel_over_batch(work, N, xp)
+    parallel_for(work, N, xp)
     return gx
 
 
@@ -524,7 +273,7 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
     Returns ``(grad_weight, grad_bias)``; grad_bias (O,) is None unless ``need_bias``.
     """
     xp = backend.array_module(grad_out, x)
-    (sh, sw), (pt, pl), (dh, dw) = _pairs(stride, padding, dilation)
+    (sh, sw), (pt, pl), (dh, dw) = pairs(stride, padding, dilation)
     N, C, H, W = x.shape
     O, Cg, kh, kw = weight_shape
     Ho, Wo = grad_out.shape[2:]
@@ -554,7 +303,7 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
                     gyb = scratch.get("grad_band", (nb, O, Ho, Wb))
                     gyb[...] = gys[..., band.x0:band.x1]
                     gyb = gyb.reshape(nb, groups, Og, Ho * Wb)
-                bx = _band_input(xp, x[n0:n1], band, plan, scratch, groups)
+                bx = band_input(xp, x[n0:n1], band, plan, scratch, groups)
                 stacked = band.js == list(range(band.js[0], band.js[0] + J))
                 for (i, qi, y0, y1), block in taps:
                     if stacked:                 # the band's kernel columns, side by side
@@ -577,9 +326,9 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
         shares = [[(band, tap, slice(max(lo, k * Og) - k * Og, min(hi, (k + 1) * Og) - k * Og))
                    for k, (band, tap, _) in enumerate(tasks) if max(lo, k * Og) < min(hi, (k + 1) * Og)]
                   for lo, hi in zip(bounds[:-1], bounds[1:])]
-        parallel_over_batch(lambda a, b: [work(0, N, share, gw) for share in shares[a:b]], threads, xp)
+        parallel_for(lambda a, b: [work(0, N, share, gw) for share in shares[a:b]], threads, xp)
     else:
-        parts = parallel_over_batch(lambda a, b: work(a, b, tasks, new()), N, xp)
+        parts = parallel_for(lambda a, b: work(a, b, tasks, new()), N, xp)
         gw = parts[0]
         for t in range(1, len(parts)):
             gw += parts[t]

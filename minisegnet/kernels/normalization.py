@@ -16,50 +16,20 @@ exponentiate, sum, scale ...). Done on the whole array, every pass streams it th
 memory again; done *block by block* (a few images, or part of one image, ~2 MB at a
 time), all passes over one block run while it is still in the cache. NumPy releases
 the GIL inside its array loops, so the blocks can also run on a small thread pool
-(:func:`for_each_block`), like PyTorch's intra-op threads. On the GPU (CuPy) the whole
+(:func:`for_each_block`, on the shared pool of :mod:`minisegnet.kernels.threads`),
+like PyTorch's intra-op threads. On the GPU (CuPy) the whole
 array is one block: CuPy kernels are already parallel.
 """
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from .. import backend
+from .threads import num_threads, parallel_for
 
 BLOCK_ELEMENTS = 1 << 19        # ~2 MB of float32 per block: it stays in a core's L2 cache
 PARALLEL_MIN_ELEMENTS = 1 << 17  # below this the thread hand-off costs more than it saves
 
-_pool = {"executor": None, "pid": None, "workers": 0}
-_inside_worker = threading.local()
-
 
 # ---------------------------------------------------------------------- blocks and threads
-def num_threads():
-    """Worker threads for CPU kernels: ``$MINISEGNET_NUM_THREADS`` or the usable CPU count."""
-    env = os.environ.get("MINISEGNET_NUM_THREADS", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ValueError(f"MINISEGNET_NUM_THREADS must be a positive integer, got {env!r}")
-        return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:          # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _executor(size):
-    """The shared pool of ``size`` worker threads (made on first use)."""
-    # A pool made before a fork (e.g. in a DataLoader worker process) has no threads in
-    # the child: make a fresh one there.
-    if _pool["executor"] is None or _pool["pid"] != os.getpid() or _pool["workers"] != size:
-        if _pool["executor"] is not None and _pool["pid"] == os.getpid():
-            _pool["executor"].shutdown(wait=False)
-        _pool.update(executor=ThreadPoolExecutor(max_workers=size, thread_name_prefix="minisegnet"),
-                     pid=os.getpid(), workers=size)
-    return _pool["executor"]
-
-
 def as_3d(x, axis):
     """View ``x`` as ``(A, C, B)`` with ``C = x.shape[axis]`` (a copy only if x is not contiguous)."""
     a = int(np.prod(x.shape[:axis], dtype=np.int64))
@@ -88,27 +58,10 @@ def for_each_block(shape3, work, xp=np):
     one included, so no thread sits idle waiting); ``work`` must write only its own block.
     """
     parts = blocks(shape3, xp)
-    threads = num_threads()
-    workers = min(threads, len(parts))
     big = shape3[0] * shape3[1] * shape3[2] >= PARALLEL_MIN_ELEMENTS
-    if workers < 2 or not big or getattr(_inside_worker, "active", False):
-        return [work(rows, cols) for rows, cols in parts]
-
-    def run(group):
-        _inside_worker.active = True     # kernels called from inside a block stay in this thread
-        try:
-            return [work(rows, cols) for rows, cols in group]
-        finally:
-            _inside_worker.active = False
-
-    per = -(-len(parts) // workers)
-    groups = [parts[i:i + per] for i in range(0, len(parts), per)]
-    pool = _executor(threads - 1)
-    futures = [pool.submit(run, g) for g in groups[1:]]
-    results = run(groups[0])
-    for f in futures:
-        results.extend(f.result())
-    return results
+    chunks = parallel_for(lambda a, b: [work(rows, cols) for rows, cols in parts[a:b]],
+                          len(parts), xp, threads=None if big else 1)
+    return [result for chunk in chunks for result in chunk]
 
 
 def _channel_sum(parts, dtype=np.float64):

@@ -1,0 +1,146 @@
+"""The one thread pool every CPU kernel shares, and the one thread count.
+
+NumPy runs its array loops, and BLAS its matrix products, with the GIL released: a few
+Python threads, each handed its own slice of a batch (or its own blocks of an array),
+keep several cores busy the way PyTorch's intra-op threads do. This module owns
+
+* the thread count: :func:`set_num_threads` (also ``minisegnet.set_num_threads``), else
+  ``$MINISEGNET_NUM_THREADS``, else the number of usable cores -- see :func:`num_threads`;
+* the BLAS limit (via ``threadpoolctl``): BLAS gets the same count for a product called
+  outside a parallel section, and one thread per worker inside one, so that
+  ``threads x BLAS threads`` never oversubscribes the cores;
+* one pool of ``num_threads() - 1`` worker threads (the calling thread does a share
+  too): :func:`parallel_for` splits ``range(n)`` into contiguous chunks, one per thread.
+
+A parallel section never nests: a kernel called from inside a chunk (or from another
+Python thread while the pool is busy) runs its work serially in the calling thread.
+On the GPU (CuPy) everything runs once, serially: CuPy kernels are parallel already.
+"""
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+__all__ = ["num_threads", "set_num_threads", "parallel_for", "chunk_bounds", "blas_libraries"]
+
+_override = None                        # set_num_threads(n); None: environment / cores
+_blas = {"libs": None, "default": None}  # threadpoolctl controllers of the BLAS libraries
+_pool = {"executor": None, "pid": None, "workers": 0}
+_busy = threading.Lock()                # held while a parallel section runs
+_local = threading.local()              # .inside: this thread is running a chunk
+
+
+def _cores():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:              # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def num_threads():
+    """Threads the CPU kernels use: :func:`set_num_threads`, else the environment
+    variable ``MINISEGNET_NUM_THREADS``, else the number of cores this process may use."""
+    if _override is not None:
+        return _override
+    env = os.environ.get("MINISEGNET_NUM_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"MINISEGNET_NUM_THREADS must be a positive integer, got {env!r}")
+        return int(env)
+    return _cores()
+
+
+def set_num_threads(n):
+    """Use ``n`` threads in the CPU kernels and in BLAS (``None``: back to the default).
+
+    Like ``torch.set_num_threads``: one knob for the whole library.
+    """
+    global _override
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+        raise ValueError(f"set_num_threads: n must be a positive int or None, got {n!r}")
+    _override = None if n is None else int(n)
+    _set_blas_threads(num_threads() if n is not None else None)
+
+
+def blas_libraries():
+    """threadpoolctl's controllers of the BLAS libraries NumPy uses ([] without threadpoolctl)."""
+    if _blas["libs"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas["libs"] = [lib for lib in ThreadpoolController().lib_controllers
+                             if lib.user_api == "blas"]
+        except Exception:               # threadpoolctl missing or failing: BLAS left alone
+            _blas["libs"] = []
+        _blas["default"] = [lib.num_threads for lib in _blas["libs"]]
+    return _blas["libs"]
+
+
+def _set_blas_threads(n):
+    """BLAS at ``n`` threads each (None: the count it had when first seen)."""
+    libs = blas_libraries()
+    for lib, default in zip(libs, _blas["default"]):
+        lib.set_num_threads(default if n is None else n)
+
+
+def _executor(workers):
+    """The pool of worker threads (made again after a fork: a child has no threads)."""
+    if _pool["executor"] is None or _pool["pid"] != os.getpid() or _pool["workers"] < workers:
+        if _pool["executor"] is not None and _pool["pid"] == os.getpid():
+            _pool["executor"].shutdown(wait=False)
+        _pool.update(executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minisegnet"),
+                     pid=os.getpid(), workers=workers)
+    return _pool["executor"]
+
+
+def chunk_bounds(n_items, parts):
+    """``parts + 1`` boundaries splitting ``range(n_items)`` into near-equal contiguous chunks."""
+    return [n_items * t // parts for t in range(parts + 1)]
+
+
+def _run_chunk(fn, start, stop):
+    _local.inside = True
+    try:
+        return fn(start, stop)
+    finally:
+        _local.inside = False
+
+
+def parallel_for(fn, n_items, xp=np, threads=None):
+    """Run ``fn(start, stop)`` over contiguous chunks of ``range(n_items)``, one per thread.
+
+    Returns the chunks' results in order. The calling thread takes the first chunk, the
+    pool's workers the others; ``fn`` must write only its own part of any output. Runs a
+    single ``fn(0, n_items)`` on the GPU, with one thread or item, or when called from
+    inside a parallel section. While the chunks run, BLAS is held at one thread.
+
+    Args:
+        fn: ``fn(start, stop) -> result``.
+        n_items: the length of the range (a batch, a list of blocks ...).
+        xp: the array module (``cupy``: always serial).
+        threads: at most this many chunks (default :func:`num_threads`).
+    """
+    threads = min(num_threads() if threads is None else threads, n_items)
+    if xp is not np or threads < 2 or getattr(_local, "inside", False):
+        return [fn(0, n_items)]
+    if not _busy.acquire(blocking=False):   # another Python thread holds the pool
+        return [fn(0, n_items)]
+    try:
+        libs = blas_libraries()
+        before = [lib.num_threads for lib in libs]
+        for lib in libs:
+            lib.set_num_threads(1)
+        try:
+            bounds = chunk_bounds(n_items, threads)
+            pool = _executor(threads - 1)
+            futures = [pool.submit(_run_chunk, fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+            try:
+                first = _run_chunk(fn, bounds[0], bounds[1])
+            finally:
+                results = [f.result() for f in futures]   # wait for all before leaving
+            return [first] + results
+        finally:
+            for lib, n in zip(libs, before):
+                lib.set_num_threads(n)
+    finally:
+        _busy.release()

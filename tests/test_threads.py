@@ -1,0 +1,148 @@
+"""The one thread pool (minisegnet.kernels.threads): work really is split over 1, 2 and 3
+threads -- by the pool itself and by the conv and normalization kernels on it -- BLAS is
+held at one thread inside a parallel section, nesting runs serially, and the answers do
+not depend on the thread count."""
+import threading
+
+import numpy as np
+import pytest
+
+import minisegnet as ms
+from minisegnet.kernels import conv as conv_kernels
+from minisegnet.kernels import normalization as norm_kernels
+from minisegnet.kernels import threads as T
+
+
+@pytest.fixture
+def threads_set():
+    """set_num_threads(n) for the test, back to the default afterwards."""
+    yield T.set_num_threads
+    T.set_num_threads(None)
+
+
+@pytest.fixture
+def chunk_threads(monkeypatch):
+    """(thread id, start, stop) of every chunk of a parallel section, as it runs."""
+    seen, run_chunk = [], T._run_chunk
+
+    def recording(fn, start, stop):
+        seen.append((threading.get_ident(), start, stop))
+        return run_chunk(fn, start, stop)
+    monkeypatch.setattr(T, "_run_chunk", recording)
+    return seen
+
+
+def assert_split(chunks, n):
+    """n chunks per parallel section, chunk 0 in this thread, the others on pool workers
+    (a worker may take two chunks when it is quick, so only >= 2 distinct threads is sure)."""
+    if n == 1:
+        assert chunks == []                                      # one thread: no parallel section
+        return
+    assert len(chunks) % n == 0 and len(chunks) >= n
+    assert len({ident for ident, _, _ in chunks}) >= 2
+    me = threading.get_ident()
+    assert all((ident == me) == (start == 0) for ident, start, _ in chunks)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_parallel_for_runs_every_chunk_at_once_on_n_threads(threads_set, n):
+    threads_set(n)
+    barrier = threading.Barrier(n, timeout=10)   # passes only if n chunks run concurrently
+    ran = []
+
+    def fn(start, stop):
+        ran.append((start, stop, threading.get_ident()))
+        barrier.wait()
+        return list(range(start, stop))
+
+    results = T.parallel_for(fn, 7)
+    assert [i for part in results for i in part] == list(range(7))        # in order, all items
+    assert len(results) == n and len({ident for _, _, ident in ran}) == n
+    assert sorted(ran)[0][2] == threading.get_ident()                       # the caller takes chunk 0
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_conv_kernels_split_the_batch_over_n_threads(threads_set, chunk_threads, n):
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((6, 4, 10, 9)), rng.standard_normal((5, 4, 3, 3))
+    kw = dict(stride=1, padding=1)
+    threads_set(1)
+    y1 = conv_kernels.conv2d_forward(x, w, **kw)
+    g = rng.standard_normal(y1.shape)
+    ref = [y1, conv_kernels.conv2d_grad_input(g, w, x.shape[2:], **kw),
+           conv_kernels.conv2d_grad_weight(g, x, w.shape, **kw)[0]]
+    threads_set(n)
+    chunk_threads.clear()
+    got = [conv_kernels.conv2d_forward(x, w, **kw), conv_kernels.conv2d_grad_input(g, w, x.shape[2:], **kw),
+           conv_kernels.conv2d_grad_weight(g, x, w.shape, **kw)[0]]
+    assert_split(chunk_threads, n)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_batch_norm_kernels_split_the_blocks_over_n_threads(threads_set, chunk_threads, n):
+    x3 = np.random.default_rng(1).standard_normal((12, 32, 4096)).astype(np.float32)
+    assert len(norm_kernels.blocks(x3.shape)) >= 3
+    x64 = x3.astype(np.float64)
+    threads_set(n)
+    chunk_threads.clear()
+    mean, var = norm_kernels.batch_statistics(x3)
+    assert_split(chunk_threads, n)
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 2)), atol=1e-6)
+    np.testing.assert_allclose(var, x64.var(axis=(0, 2)), rtol=1e-5)
+
+
+def test_blas_is_held_at_one_thread_inside_a_section(threads_set):
+    libs = T.blas_libraries()
+    if not libs:
+        pytest.skip("threadpoolctl found no BLAS library")
+    threads_set(2)
+    assert all(lib.num_threads == 2 for lib in libs)            # one limit: set_num_threads
+    inside = T.parallel_for(lambda a, b: [lib.num_threads for lib in libs], 2)
+    assert inside == [[1] * len(libs)] * 2
+    assert all(lib.num_threads == 2 for lib in libs)            # restored afterwards
+
+
+def test_nested_sections_run_serially_in_the_calling_thread(threads_set):
+    threads_set(2)
+
+    def outer(start, stop):
+        me = threading.get_ident()
+        inner = T.parallel_for(lambda a, b: (a, b, threading.get_ident()), 4)
+        return inner == [(0, 4, me)]
+
+    assert T.parallel_for(outer, 2) == [True, True]
+
+
+def test_an_error_in_a_chunk_propagates_and_the_pool_still_works(threads_set):
+    threads_set(2)
+
+    def fail_second(start, stop):
+        if start > 0:
+            raise RuntimeError("chunk failed")
+        return start
+
+    with pytest.raises(RuntimeError, match="chunk failed"):
+        T.parallel_for(fail_second, 2)
+    assert T.parallel_for(lambda a, b: b - a, 4) == [2, 2]
+
+
+def test_settings_environment_and_public_names(threads_set, monkeypatch):
+    monkeypatch.setenv("MINISEGNET_NUM_THREADS", "3")
+    assert T.num_threads() == 3 and ms.get_num_threads() == 3
+    ms.set_num_threads(2)
+    assert T.num_threads() == conv_kernels.num_threads() == norm_kernels.num_threads() == 2
+    ms.set_num_threads(None)
+    assert T.num_threads() == 3
+    monkeypatch.setenv("MINISEGNET_NUM_THREADS", "zero")
+    with pytest.raises(ValueError, match=r"MINISEGNET_NUM_THREADS must be a positive integer, got 'zero'"):
+        T.num_threads()
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=r"set_num_threads: n must be a positive int or None, got "):
+            ms.set_num_threads(bad)
+
+
+def test_chunk_bounds_cover_the_range():
+    assert T.chunk_bounds(7, 3) == [0, 2, 4, 7]
+    assert T.chunk_bounds(2, 2) == [0, 1, 2]
