@@ -39,11 +39,12 @@ from collections import namedtuple
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import describe, machine_note, set_threads, write_result  # noqa: E402
 
 import minisegnet as ms                      # noqa: E402
 import minisegnet.functional as F            # noqa: E402
-from minisegnet.kernels import conv as conv_kernels  # noqa: E402
 
 try:
     import torch
@@ -309,17 +310,6 @@ def measure_memory(groups, quick, threads):
         return {}
 
 
-def set_threads(threads):
-    """The same thread count for PyTorch, NumPy's BLAS and minisegnet's conv threads."""
-    torch.set_num_threads(threads)
-    conv_kernels.set_num_threads(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(threads, user_api="blas")
-    except ImportError:
-        pass
-
-
 # --------------------------------------------------------------------------- main
 
 def main(argv=None):
@@ -336,6 +326,7 @@ def main(argv=None):
                    help="statistic of the timed calls; 'min' approximates an idle machine when "
                         "other processes share the cores")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory column")
+    p.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/bench_ops_t<threads>.json")
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -361,8 +352,11 @@ def main(argv=None):
     if args.device == "cpu" and not args.no_memory:
         memory = measure_memory(groups, args.quick, args.threads)
 
+    note = machine_note()
+    print(describe(note))
     print(f"device {args.device}, {args.threads} threads, float32; GEMM peak {peak:.0f} GFLOP/s; "
           f"{args.stat} of {rounds}x{block} interleaved calls")
+    rows = []
     head = (f"{'op':<16}{'shape':<24}{'pass':<9}{'ms ms':>9}{'torch ms':>10}{'ratio':>7}"
             f"{'GFLOP/s':>9}{'%peak':>7}{'ms MiB':>8}{'torch MiB':>10}")
     print(head)
@@ -381,8 +375,16 @@ def main(argv=None):
                 print(f"{case.name:<16}{case.shape:<24}{'fwd+bwd' if backward else 'fwd':<9}"
                       f"{1e3 * t_ms:9.2f}{1e3 * t_torch:10.2f}{t_ms / t_torch:7.2f}{gflops}{mem}",
                       flush=True)
+                rows.append(dict(op=case.name, shape=case.shape, group=group, phase="fwd+bwd" if backward else "fwd",
+                                 minisegnet_s=t_ms, torch_s=t_torch, ratio=t_ms / t_torch,
+                                 gflops=None if not flops else flops / t_ms / 1e9,
+                                 peak_mib=memory.get(case.name + " " + case.shape) if backward else None))
             del ms_run, torch_run
             gc.collect()
+    if not args.no_save and args.device == "cpu":
+        config = dict(threads=args.threads, quick=args.quick, stat=args.stat, rounds=rounds, block=block,
+                      groups=groups, gemm_peak_gflops=peak)
+        print("wrote", write_result(f"bench_ops_t{args.threads}", dict(machine=note, config=config, rows=rows)))
     return 0
 
 
