@@ -5,7 +5,7 @@
 
 A block is the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``; NAME is
 ``train`` (bench_train, every thread count), ``ops`` (bench_ops, every thread count) or
-``profile`` (profile_step, the top ops of each model). Numbers are only ever copied from
+``profile`` (profile_step, the top ops of each model) or ``trainrun`` (time_train). Numbers are only ever copied from
 the results files, with the machine's load when they were measured.
 """
 import argparse
@@ -95,7 +95,16 @@ def profile_table(results, top=8):
     return "\n".join(out).rstrip()
 
 
-BLOCKS = {"train": train_table, "ops": ops_table, "profile": profile_table}
+def trainrun_table(results):
+    data = results.get("time_train")
+    if not data:
+        return "(no `minisegnet train` timings yet: run `python benchmarks/time_train.py --seeds 0,1,2`)"
+    lines = ["| seed | wall time s | val mIoU |", "|---|---|---|"]
+    lines += [f"| {r['seed']} | {r['wall_s']:.0f} | {r['val_mIoU']:.3f} |" for r in data["rows"]]
+    return "\n".join(lines + ["", f"- `minisegnet train` with its defaults; {_when(data['machine'])}"])
+
+
+BLOCKS = {"train": train_table, "ops": ops_table, "profile": profile_table, "trainrun": trainrun_table}
 
 
 def render(text, results):
