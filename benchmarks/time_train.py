@@ -49,9 +49,9 @@ def main(argv=None):
         rows.append(run(seed, extra))
         r = rows[-1]
         print(f"seed {seed}: {r['wall_s']:.0f} s, val mIoU {r['val_mIoU']:.3f} ({r['epochs']} epochs)", flush=True)
-    note["load_average_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-    if not extra:
-        print("wrote", write_result("time_train", dict(machine=note, config=dict(args="defaults"), rows=rows)))
+        if not extra:                   # after every seed: a cut-short run keeps what it measured
+            note["load_average_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+            print("wrote", write_result("time_train", dict(machine=note, config=dict(args="defaults"), rows=rows)))
     return 0
 
 
