@@ -7,7 +7,8 @@ need (nothing is imported here, so a kernel's cost is paid only by its users):
 * :mod:`.conv`          – conv2d forward and its two backward products (grad input, grad
   weight), which also make conv_transpose2d; threads that split a batch over CPU cores
 * :mod:`.pooling`       – max / average / adaptive pooling windows
-  (:mod:`.cuda_pooling`: its CuPy ``RawKernel``)
+  (:mod:`.cuda_pooling`: its CuPy ``RawKernel``; :mod:`.cuda_sources`: every CUDA
+  kernel's source beside its NumPy twin)
 * :mod:`.interpolation` – interpolation weights and indices for ``interpolate``
 * :mod:`.normalization` – batch norm, softmax and cross-entropy, block by block
 """
