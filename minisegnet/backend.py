@@ -108,6 +108,16 @@ def to_device(array, device):
     return _import_cupy().asarray(array)
 
 
+def owns_writable_memory(array):
+    """True when ``array`` owns its memory and may be written in place (not a view).
+
+    CuPy's ``flags`` has only ``c_contiguous``, ``f_contiguous`` and ``owndata`` (device
+    memory is always writable); NumPy arrays also have to be ``writeable``.
+    """
+    flags = array.flags
+    return bool(flags.owndata) and (is_cupy_array(array) or bool(flags.writeable))
+
+
 def to_numpy(array):
     """A NumPy array with the same contents (a host copy for CuPy arrays)."""
     return array.get() if is_cupy_array(array) else np.asarray(array)

@@ -15,11 +15,10 @@ elementwise kernels run through NumPy twins registered per kernel name.
 """
 import contextlib
 import sys
-import types
 
 import numpy as np
 
-from . import _cupy_api, cuda, cupyx
+from . import _cupy_api, cuda, cupyx, testing  # noqa: F401
 from ._array import IMPLICIT_CONVERSION, STATE, Flags, ndarray  # noqa: F401
 from ._kernels import ElementwiseKernel, RawKernel, register_twin  # noqa: F401
 from ._module import lookup_function, lookup_ufunc, ufunc  # noqa: F401
@@ -48,6 +47,7 @@ def install():
     sys.modules["cupy.cuda"] = cuda
     sys.modules["cupy.cuda.runtime"] = cuda.runtime
     sys.modules["cupy.cuda.nvrtc"] = cuda.nvrtc
+    sys.modules["cupy.testing"] = testing
     sys.modules["cupyx"] = cupyx
     return this
 
