@@ -23,11 +23,13 @@ class RawKernelSource:
     """One ``extern "C" __global__`` kernel: its name, its source with the element type ``T``
     left open, the dtypes it is compiled for, and its NumPy twin ``twin(grid, block, args)``
     (``args`` as the kernel receives them: NumPy arrays in place of device pointers, and NumPy
-    scalars)."""
+    scalars), and ``example``, a small launch that tests and ``benchmarks/gpu_check.sh`` run
+    through both kernel and twin."""
     name: str
     template: str
     dtypes: Tuple[np.dtype, ...]
     twin: Callable
+    example: Callable   # example(rng, dtype) -> (grid, block, args): a small launch for tests
 
     def source(self, dtype):
         """The compilable source for element type ``dtype`` (``#define T float`` + template)."""
@@ -97,8 +99,21 @@ def max_pool2d_backward_twin(grid, block, args):
     np.add.at(grad_in, (plane * height + ih) * width + iw, grad_out[idx])   # atomic_add
 
 
+def max_pool2d_backward_example(rng, dtype):
+    """3x3 windows, stride 2, padding 1, over a (2, 3, 7, 6) input: overlapping windows, and
+    more threads (3 blocks of 32) than outputs (72)."""
+    n, c, h, w, oh, ow = 2, 3, 7, 6, 4, 3
+    grad_out = rng.standard_normal((n, c, oh, ow)).astype(dtype)
+    argmax = rng.integers(0, 9, (n, c, oh, ow)).astype(np.int32)
+    grad_in = np.zeros((n, c, h, w), dtype=dtype)
+    i32 = np.int32
+    args = (grad_out, argmax, grad_in, np.int64(grad_out.size), i32(h), i32(w), i32(oh), i32(ow),
+            i32(3), i32(2), i32(2), i32(1), i32(1), i32(1), i32(1))
+    return (3,), (32,), args
+
+
 MAX_POOL2D_BACKWARD = RawKernelSource("max_pool2d_backward", _MAX_POOL2D_BACKWARD,
                                       (np.dtype(np.float32), np.dtype(np.float64)),
-                                      max_pool2d_backward_twin)
+                                      max_pool2d_backward_twin, max_pool2d_backward_example)
 
 RAW_KERNELS = (MAX_POOL2D_BACKWARD,)
