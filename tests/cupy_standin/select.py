@@ -26,6 +26,9 @@ def register_package_twins():
 
 def select_cupy():
     """'gpu', 'standin' or 'none' (``MINISEGNET_STANDIN=0`` and no GPU)."""
+    if getattr(sys.modules.get("cupy"), "IS_STANDIN", False):    # installed already (a dry run)
+        register_package_twins()
+        return "standin"
     if _real_gpu_usable():
         return "gpu"
     if os.environ.get("MINISEGNET_STANDIN", "1") == "0":
