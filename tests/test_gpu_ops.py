@@ -66,3 +66,57 @@ def test_gather_with_repeated_indices_on_cuda():
     index = np.array([[[0, 3, 3], [1, 1, 2], [2, 0, 0]]] * 2)
     check_parity(lambda x: x.gather(2, ms.tensor(index)), lambda t: t.gather(2, torch.tensor(index)),
                  [a], device="cuda")
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+def test_cat_and_stack_on_cuda(dim):
+    rng = np.random.default_rng(8)
+    a, b, c = rng.standard_normal((2, 3)), rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    check_parity(lambda x, y, z: ms.cat([x, y, z], dim=dim), lambda x, y, z: torch.cat([x, y, z], dim=dim),
+                 [a, b, c], device="cuda")
+    check_parity(lambda x, y, z: ms.stack([x, y, z], dim=dim), lambda x, y, z: torch.stack([x, y, z], dim=dim),
+                 [a, b, c], device="cuda")
+
+
+# Device-to-host synchronisations a training step may make: the loss read, and the input
+# checks of max pooling (NaN) and cross-entropy (labels in range, the seed of backward).
+KNOWN_SYNCS = {"tensor.py", "kernels/pooling.py", "functional/loss.py"}
+
+
+def test_host_synchronisations_in_a_training_step():
+    """Counts every device-to-host transfer of one PSPNet training step on the stand-in and
+    checks each comes from a known place (a new ``float(x)`` in a loop would show here)."""
+    from conftest import CUPY_KIND
+    if CUPY_KIND != "standin":
+        pytest.skip("counted on the stand-in")
+    import traceback
+
+    import cupy_standin._array as arr
+    import minisegnet.functional as F
+    from minisegnet.models import zoo
+    places = []
+    originals = {n: getattr(arr.ndarray, n) for n in ("get", "item", "tolist", "__int__", "__float__", "__bool__")}
+
+    def spy(name):
+        def method(self, *args, **kwargs):
+            frame = traceback.extract_stack()[-2]
+            places.append(frame.filename.replace("\\", "/").split("minisegnet/")[-1])
+            return originals[name](self, *args, **kwargs)
+        return method
+    model = zoo.create("pspnet", num_classes=4).to("cuda")
+    opt = ms.optim.Adam(model.parameters(), lr=1e-3)
+    x = ms.tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32), device="cuda")
+    y = ms.tensor(np.random.default_rng(1).integers(0, 4, (2, 32, 32)), device="cuda")
+    try:
+        for name in originals:
+            setattr(arr.ndarray, name, spy(name))
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss.item()
+    finally:
+        for name, method in originals.items():
+            setattr(arr.ndarray, name, method)
+    assert set(places) <= KNOWN_SYNCS, places
+    assert len(places) <= 5, places

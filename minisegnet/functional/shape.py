@@ -235,7 +235,7 @@ class Cat(Function):
     def backward(ctx, grad_out):
         dim, sizes = ctx.meta
         xp = backend.array_module(grad_out)
-        bounds = [int(b) for b in xp.cumsum(xp.asarray(sizes))[:-1].tolist()] if len(sizes) > 1 else []
+        bounds = np.cumsum(sizes)[:-1].tolist()     # sizes are host ints: no device round trip
         return (None,) + tuple(xp.split(grad_out, bounds, axis=dim))
 
 
