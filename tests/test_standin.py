@@ -174,6 +174,8 @@ def test_every_package_kernel_has_a_twin_that_runs():
     """The stand-in runs each raw kernel of minisegnet through its twin: each is registered."""
     assert cuda_sources.RAW_KERNELS
     from cupy_standin._kernels import _TWINS
+    from cupy_standin.select import register_package_twins
+    register_package_twins()          # what conftest does when it installs the stand-in
     for kernel in cuda_sources.RAW_KERNELS:
         assert _TWINS.get(kernel.name) is kernel.twin, kernel.name
         grid, block, args = kernel.example(np.random.default_rng(0), np.float32)
