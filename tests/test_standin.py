@@ -215,3 +215,22 @@ def test_no_cupy_names_the_gpu_extra(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "cupy", None)    # import cupy -> ImportError
     assert "pip install 'minisegnet[gpu]'" in backend.cuda_problem()
     monkeypatch.setattr(backend, "_cuda_problem", None)
+
+
+def test_elementwise_kernel_checks_types_and_runs_its_twin():
+    def axpy_twin(x, y, a, z, size=None):
+        z[...] = a * x + y
+    cs.register_twin("standin_axpy", axpy_twin)
+    axpy = cs.ElementwiseKernel("T x, T y, float32 a", "T z", "z = a * x + y", "standin_axpy")
+    x, y = cs.arange(4, dtype=np.float32), cs.ones(4, dtype=np.float32)
+    z = cs.zeros(4, dtype=np.float32)
+    axpy(x, y, np.float32(2), z)
+    np.testing.assert_array_equal(z.get(), 2 * np.arange(4) + 1)
+    with pytest.raises(TypeError, match="type T is both"):
+        axpy(x, cs.ones(4), np.float32(2), z)            # T bound to float32 and float64
+    with pytest.raises(TypeError, match="a is float32"):
+        axpy(x, y, np.float64(2), z)
+    with pytest.raises(TypeError, match="Wrong number of arguments"):
+        axpy(x, y)
+    with pytest.raises(TypeError, match="Wrong arguments"):
+        cs.ElementwiseKernel("T x", "T z", "z = x", "k", unknown_option=1)
