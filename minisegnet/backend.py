@@ -20,7 +20,10 @@ import numpy as np
 DEVICES = ("cpu", "cuda")
 
 _cupy = None          # the cupy module once imported successfully
-_cuda_usable = None   # cached result of the device probe
+_cuda_problem = None  # cached result of the device probe: "" when usable, else the reason
+
+# CUDA 12 (what the gpu extra installs) runs on compute capability 5.0 (Maxwell) and newer.
+MIN_COMPUTE_CAPABILITY = (5, 0)
 
 
 def _import_cupy():
@@ -31,27 +34,64 @@ def _import_cupy():
     return _cupy
 
 
-def cuda_is_available():
-    """True when CuPy imports *and* a CUDA device actually runs a kernel.
+def _probe_cuda():
+    """'' when a CUDA device runs CuPy's kernels here, else one sentence naming the missing piece.
 
-    Importing cupy is not enough (the wheel installs fine on machines with no GPU or
-    no driver), so the probe allocates a small array and does arithmetic on it.
+    CuPy needs four things, checked in order: the ``cupy`` package, an NVIDIA driver that
+    sees a GPU, NVRTC (the CUDA runtime compiler: CuPy compiles every kernel, ours included,
+    on first use) and a GPU that CUDA 12 still supports. The wheel installs fine without
+    any of the last three, so each is asked for, and then a small kernel is run.
     """
-    global _cuda_usable
-    if _cuda_usable is None:
-        try:
-            cp = _import_cupy()
-            _cuda_usable = bool(cp.cuda.runtime.getDeviceCount() > 0
-                                and int((cp.arange(3) * 2).sum()) == 6)
-        except Exception:
-            _cuda_usable = False
-    return _cuda_usable
+    try:
+        cp = _import_cupy()
+    except ImportError as e:
+        return f"CuPy is not installed ({e}); install the GPU extra: pip install 'minisegnet[gpu]'"
+    except Exception as e:   # a broken installation (e.g. two CuPy wheels)
+        return f"CuPy fails to import: {type(e).__name__}: {e}"
+    try:
+        count = cp.cuda.runtime.getDeviceCount()
+    except Exception as e:
+        return f"no NVIDIA driver or no GPU: the CUDA driver cannot be queried ({e})"
+    if count == 0:
+        return "no NVIDIA GPU: the CUDA driver sees 0 devices"
+    try:
+        cp.cuda.nvrtc.getVersion()
+    except Exception as e:
+        return ("no CUDA toolkit compiler: CuPy cannot load NVRTC, which compiles its kernels "
+                f"({e}); install it with pip install 'minisegnet[gpu]' (cupy-cuda12x[ctk]) "
+                "or the CUDA toolkit")
+    cc = str(cp.cuda.Device(0).compute_capability)
+    major, minor = int(cc[:-1]), int(cc[-1])
+    if (major, minor) < MIN_COMPUTE_CAPABILITY:
+        return (f"the GPU is too old: compute capability {major}.{minor}, CUDA 12 needs "
+                f"{MIN_COMPUTE_CAPABILITY[0]}.{MIN_COMPUTE_CAPABILITY[1]} or newer")
+    try:
+        if int((cp.arange(3) * 2).sum()) != 6:
+            return "a test kernel on the GPU gave a wrong result"
+    except Exception as e:
+        return f"a test kernel fails on the GPU: {type(e).__name__}: {e}"
+    return ""
+
+
+def cuda_problem():
+    """``None`` when a CUDA device is usable, else why not (no CuPy, no driver, no NVRTC,
+    too old a GPU). The probe runs once per process."""
+    global _cuda_problem
+    if _cuda_problem is None:
+        _cuda_problem = _probe_cuda()
+    return _cuda_problem or None
+
+
+def cuda_is_available():
+    """True when CuPy imports *and* a CUDA device actually runs a kernel (see :func:`cuda_problem`)."""
+    return cuda_problem() is None
 
 
 def normalize_device(device):
     """Turn ``None``, ``'cpu'``, ``'cuda'``, ``'cuda:0'`` into ``'cpu'`` or ``'cuda'``.
 
-    ``None`` means the default device. Asking for cuda where none is usable is an error.
+    ``None`` means the default device. Asking for cuda where none is usable is an error
+    that names the missing piece.
     """
     if device is None:
         return default_device()
@@ -62,9 +102,8 @@ def normalize_device(device):
         raise ValueError(f"unknown device {device!r}: expected one of {DEVICES}")
     if name == "cuda" and not cuda_is_available():
         raise RuntimeError(
-            f"device {device!r} was requested but no usable CUDA device was found "
-            "(install the GPU extra, `pip install minisegnet[gpu]`, on a machine with an "
-            "NVIDIA GPU, or use device='cpu')")
+            f"device {device!r} was requested but no usable CUDA device was found: "
+            f"{cuda_problem()} (or use device='cpu')")
     return name
 
 
@@ -106,6 +145,16 @@ def to_device(array, device):
     if device == "cpu":
         return array.get()
     return _import_cupy().asarray(array)
+
+
+def owns_writable_memory(array):
+    """True when ``array`` owns its memory and may be written in place (not a view).
+
+    CuPy's ``flags`` has only ``c_contiguous``, ``f_contiguous`` and ``owndata`` (device
+    memory is always writable); NumPy arrays also have to be ``writeable``.
+    """
+    flags = array.flags
+    return bool(flags.owndata) and (is_cupy_array(array) or bool(flags.writeable))
 
 
 def to_numpy(array):

@@ -325,7 +325,7 @@ def run_backward(root, seed, retain_graph=False):
                 if inp.grad is None:
                     # A leaf's .grad must be its own writable array: copy views (broadcasts,
                     # reshapes) and arrays already given to another leaf; keep fresh ones.
-                    if id(g) in handed_out or not g.flags.owndata or not g.flags.writeable:
+                    if id(g) in handed_out or not backend.owns_writable_memory(g):
                         g = g.copy()
                     handed_out.add(id(g))
                     inp.grad = Tensor(g)

@@ -1,16 +1,25 @@
 """Shared fixtures: the device parametrisation and the PyTorch parity helper.
 
 * ``device`` runs a test on ``'cpu'`` and on ``'cuda'``; the cuda case carries the
-  ``gpu`` mark and is skipped cleanly where no usable GPU exists.
+  ``gpu`` mark. It runs on a real GPU when CuPy finds one, and otherwise on the strict
+  NumPy-backed CuPy stand-in (``tests/cupy_standin``), installed as ``cupy`` before
+  minisegnet is imported; ``MINISEGNET_STANDIN=0`` turns the stand-in off (then the cuda
+  cases skip). The summary says in one line which of the two ran.
 * ``parity`` (see :func:`check_parity`) runs one op in minisegnet and in PyTorch on the
   same float64 inputs and compares the outputs and every input gradient.
 """
 import os
+import sys
 
 import numpy as np
 import pytest
 
-import minisegnet as ms
+sys.path.insert(0, os.path.dirname(__file__))
+from cupy_standin.select import select_cupy  # noqa: E402  (before minisegnet imports cupy)
+
+CUPY_KIND = select_cupy()    # 'gpu' (a real GPU), 'standin' (the strict stand-in) or 'none'
+
+import minisegnet as ms  # noqa: E402
 
 try:
     import torch
@@ -29,6 +38,17 @@ def device(request):
     if request.param == "cuda" and not ms.cuda.is_available():
         pytest.skip("no usable CUDA device")
     return request.param
+
+
+def pytest_terminal_summary(terminalreporter):
+    ran = terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+    if not any("gpu" in getattr(r, "keywords", {}) for r in ran):
+        return
+    line = {"gpu": "gpu-marked tests ran on a real GPU through CuPy",
+            "standin": "gpu-marked tests ran on the strict CuPy stand-in (NumPy-backed, "
+                       "tests/cupy_standin): no real GPU was used"}.get(CUPY_KIND)
+    if line:
+        terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -203,12 +203,15 @@ class Gather(Function):
         shape, dim, index = ctx.meta
         xp = backend.array_module(grad_out)
         grad = xp.zeros(shape, dtype=grad_out.dtype)
-        if hasattr(xp, "put_along_axis") and index.shape[dim] == 1:
-            xp.put_along_axis(grad, index, grad_out, axis=dim)   # one index per row: no repeats
+        # where[d] = the position along axis d, shaped to broadcast (an open grid), except
+        # along ``dim``, where it is the index: grad[where] is the element each output came from
+        where = [xp.arange(n).reshape([-1 if d == k else 1 for k in range(len(shape))])
+                 for d, n in enumerate(index.shape)]
+        where[dim] = index
+        if index.shape[dim] == 1:
+            grad[tuple(where)] = grad_out       # one index per row: no repeats
         else:
-            idx = list(xp.indices(index.shape, sparse=True))
-            idx[dim] = index
-            xp.add.at(grad, tuple(idx), grad_out)
+            xp.add.at(grad, tuple(where), grad_out)   # repeated indices add up
         return grad, None, None
 
 
@@ -232,7 +235,7 @@ class Cat(Function):
     def backward(ctx, grad_out):
         dim, sizes = ctx.meta
         xp = backend.array_module(grad_out)
-        bounds = [int(b) for b in xp.cumsum(xp.asarray(sizes))[:-1].tolist()] if len(sizes) > 1 else []
+        bounds = np.cumsum(sizes)[:-1].tolist()     # sizes are host ints: no device round trip
         return (None,) + tuple(xp.split(grad_out, bounds, axis=dim))
 
 

@@ -10,7 +10,8 @@ need (nothing is imported here, so a kernel's cost is paid only by its users):
   weight), which also make conv_transpose2d; :mod:`.conv_plan` is their geometry (bands,
   taps over padding), :mod:`.conv_reference` the short textbook conv2d the tests check them with
 * :mod:`.pooling`       – max / average / adaptive pooling windows
-  (:mod:`.cuda_pooling`: its CuPy ``RawKernel``)
+  (:mod:`.cuda_pooling`: its CuPy ``RawKernel``; :mod:`.cuda_sources`: every CUDA
+  kernel's source beside its NumPy twin)
 * :mod:`.interpolation` – interpolation weights and indices for ``interpolate``
 * :mod:`.normalization` – batch norm, softmax and cross-entropy, block by block
 """

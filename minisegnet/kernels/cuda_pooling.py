@@ -7,47 +7,27 @@ output element adds its gradient in place with ``atomicAdd`` (windows overlap wh
 stride < kernel, so two threads may hit the same input). The generic loop stays the
 reference the tests compare this kernel against.
 
-The kernel is compiled on first use, once per dtype. Raw kernels index memory
-directly, so every array handed to one is made C-contiguous first.
+The kernel's source and its NumPy twin live in :mod:`.cuda_sources`. It is compiled on
+first use, once per dtype. Raw kernels index memory directly, so every array handed to
+one is made C-contiguous first, and every scalar is given the exact C type the kernel reads.
 """
 import functools
 
 import numpy as np
 
 from .. import backend
-
-_MAX_POOL_BACKWARD = r"""
-extern "C" __global__ void max_pool2d_backward(
-        const T* grad_out, const int* argmax, T* grad_in, const long long total,
-        const int height, const int width, const int out_h, const int out_w, const int kernel_w,
-        const int stride_h, const int stride_w, const int pad_h, const int pad_w,
-        const int dilation_h, const int dilation_w) {
-    long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= total) return;
-    const int ow = idx % out_w;
-    const int oh = (idx / out_w) % out_h;
-    const long long plane = idx / ((long long)out_w * out_h);      // n * C + c
-    const int k = argmax[idx];
-    const int ih = oh * stride_h - pad_h + (k / kernel_w) * dilation_h;
-    const int iw = ow * stride_w - pad_w + (k % kernel_w) * dilation_w;
-    if (ih < 0 || ih >= height || iw < 0 || iw >= width) return;   // a window of only padding
-    atomicAdd(grad_in + (plane * height + ih) * width + iw, grad_out[idx]);
-}
-"""
-
-_C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+from .cuda_sources import C_TYPES, MAX_POOL2D_BACKWARD
 
 
 @functools.lru_cache(maxsize=None)
 def _max_pool_backward_kernel(cp, dtype):
-    source = "#define T " + _C_TYPES[np.dtype(dtype)] + "\n" + _MAX_POOL_BACKWARD
-    return cp.RawKernel(source, "max_pool2d_backward")
+    return cp.RawKernel(MAX_POOL2D_BACKWARD.source(dtype), MAX_POOL2D_BACKWARD.name)
 
 
 def max_pool2d_backward_cuda(grad_out, argmax, geometry):
     """Same result as :func:`.pooling.max_pool2d_backward` (CuPy arrays, float32/float64)."""
     cp = backend.array_module(grad_out)
-    if np.dtype(grad_out.dtype) not in _C_TYPES:
+    if np.dtype(grad_out.dtype) not in C_TYPES:
         raise TypeError(f"max_pool2d backward on CUDA supports float32 and float64, got {grad_out.dtype}")
     (h, w), (oh, ow) = geometry.in_size, geometry.out_size
     grad_out = cp.ascontiguousarray(grad_out)

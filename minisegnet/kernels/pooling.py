@@ -289,9 +289,8 @@ def scatter_add_planes(index, values, plane_shape):
     if xp is np:
         summed = np.bincount(flat, weights=values.ravel(), minlength=n * c * plane)
         return summed.astype(values.dtype, copy=False).reshape((n, c) + tuple(plane_shape))
-    import cupyx
     out = xp.zeros(n * c * plane, dtype=values.dtype)
-    cupyx.scatter_add(out, flat, xp.ascontiguousarray(values).ravel())
+    xp.add.at(out, flat, xp.ascontiguousarray(values).ravel())
     return out.reshape((n, c) + tuple(plane_shape))
 
 
