@@ -67,6 +67,9 @@ def _check_pad(x, pad, mode, value):
         widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
     for axis, (lo, hi) in enumerate(widths):
         n = x.shape[axis]
+        if mode == "constant" and n + min(lo, 0) + min(hi, 0) < 0:     # PyTorch crops first
+            raise ValueError(f"pad: cropping {(lo, hi)} of dim {axis} (size {n}) of the input of shape "
+                             f"{x.shape} removes more than the whole dim")
         if n + lo + hi < (0 if mode == "constant" else 1):
             raise ValueError(f"pad: padding {(lo, hi)} of dim {axis} (size {n}) of the input of shape "
                              f"{x.shape} leaves an output size of {n + lo + hi}")
