@@ -127,3 +127,17 @@ def test_pad_modules_match_torch(make):
 def test_bad_arguments_raise_clear_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@requires_torch
+def test_random_crop_reflect_padding_is_torch_reflect_pad():
+    from minisegnet.data.transforms import RandomCrop
+    image = randn(3, 4, 5).astype(np.float32)
+    mask = np.arange(20).reshape(4, 5)
+    crop = RandomCrop((7, 8), rng=np.random.default_rng(0), padding_mode="reflect")
+    out_image, out_mask = crop(image, mask)          # window = whole padded image
+    np.testing.assert_array_equal(out_image, TF.pad(torch.tensor(image)[None], (0, 3, 0, 3), mode="reflect")[0])
+    np.testing.assert_array_equal(out_mask, TF.pad(torch.tensor(mask, dtype=torch.float64)[None, None],
+                                                   (0, 3, 0, 3), mode="reflect")[0, 0].numpy())
+    with pytest.raises(ValueError, match="padding_mode must be 'constant' or 'reflect'"):
+        RandomCrop(4, padding_mode="edge")
