@@ -216,8 +216,31 @@ def norm_cases(quick=False):
     return cases
 
 
+def conformance_cases(quick=False):
+    """Reflect / replicate padding (as before a 3x3 conv) and the resize modes added for
+    PyTorch conformance: bicubic x4, nearest-exact x2, area and antialiased bilinear /2."""
+    n = 2 if quick else 8
+    tF = torch.nn.functional
+    cases = []
+    for mode in ("reflect", "replicate"):
+        cases.append(_case(f"pad {mode}", f"{n}x64x64x64 p1",
+                           lambda x, m=mode: F.pad(x, (1, 1, 1, 1), mode=m),
+                           lambda x, m=mode: tF.pad(x, (1, 1, 1, 1), mode=m),
+                           lambda: [_randn(n, 64, 64, 64)], None))
+    for label, (c, size), kw in (
+            ("bicubic x4", (21, 32), dict(scale_factor=4, mode="bicubic", align_corners=False)),
+            ("nearest-exact x2", (21, 32), dict(scale_factor=2, mode="nearest-exact")),
+            ("area /2", (64, 64), dict(scale_factor=0.5, mode="area")),
+            ("bilinear aa /2", (64, 64), dict(scale_factor=0.5, mode="bilinear", antialias=True))):
+        cases.append(_case(label, f"{n}x{c}x{size}x{size}",
+                           lambda x, kw=kw: F.interpolate(x, **kw),
+                           lambda x, kw=kw: tF.interpolate(x, **kw),
+                           lambda c=c, size=size: [_randn(n, c, size, size)], None))
+    return cases
+
+
 OP_GROUPS = {"conv": conv_cases, "pool": pool_cases, "resize": resize_cases,
-             "norm": norm_cases}
+             "norm": norm_cases, "conformance": conformance_cases}
 
 
 # --------------------------------------------------------------------------- measuring

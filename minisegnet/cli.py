@@ -130,6 +130,8 @@ def build_parser():
                    help=f"(default {D['weight_decay']:g})")
     t.add_argument("--dice-weight", dest="dice_weight", type=_nonnegative_float,
                    help=f"add this times the Dice loss to the cross-entropy (default {D['dice_weight']:g})")
+    t.add_argument("--label-smoothing", dest="label_smoothing", type=_nonnegative_float,
+                   help="cross-entropy label smoothing in [0, 1] (default 0)")
     t.add_argument("--image-size", dest="image_size", type=_image_size, metavar="N|HxW",
                    help="image size (default: the dataset's, 64 for shapes, 256x32 for context)")
     t.add_argument("--train-size", dest="train_size", type=_positive_int, help=f"training images of a generated dataset (default {G['train_size']})")
@@ -186,7 +188,7 @@ def build_parser():
 
 # ----------------------------------------------------------------------------- train
 _TRAIN_KEYS = ("model", "dataset", "data_root", "epochs", "batch_size", "lr", "optimizer", "momentum",
-               "weight_decay", "dice_weight", "image_size", "train_size", "val_size", "device", "seed",
+               "weight_decay", "dice_weight", "label_smoothing", "image_size", "train_size", "val_size", "device", "seed",
                "backbone", "output_stride", "aux", "workers")
 # settings a resumed run may change; the others must match the checkpoint
 _RESUME_MAY_CHANGE = ("epochs", "device", "workers")

@@ -73,6 +73,7 @@ DEFAULTS = {
     "dataset": "shapes", "data_root": None, "image_size": None, "train_size": None, "val_size": None,
     "epochs": 6, "batch_size": 8, "optimizer": "adam", "lr": 5e-3, "momentum": 0.9,
     "weight_decay": 0.0, "poly_power": 0.9, "dice_weight": 1.0, "ignore_index": 255,
+    "label_smoothing": 0.0,
     "seed": 0, "workers": 0, "device": "cpu",
 }
 
@@ -155,6 +156,7 @@ def make_config(config=None, **overrides):
     _check_float(cfg, "weight_decay", 0.0)
     _check_float(cfg, "poly_power", 0.0)
     _check_float(cfg, "dice_weight", 0.0)
+    _check_float(cfg, "label_smoothing", 0.0, 1.0)
     size = cfg["image_size"]
     if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
         size = [int(size), int(size)]
@@ -525,9 +527,10 @@ class Trainer:
         return value
 
     def _losses(self, images, masks):
-        """The model's losses: cross-entropy (+ 0.4 x auxiliary) (+ ``dice_weight`` x Dice)."""
-        w = self.config["dice_weight"]
-        return self.model.loss(images, masks, dice_weight=w) if w else self.model.loss(images, masks)
+        """The model's losses: cross-entropy (+ 0.4 x auxiliary) (+ ``dice_weight`` x Dice),
+        with ``label_smoothing`` in the cross-entropy."""
+        options = {key: self.config[key] for key in ("dice_weight", "label_smoothing") if self.config.get(key)}
+        return self.model.loss(images, masks, **options)
 
     def fit(self, resume=None):
         """Train for ``config['epochs']`` epochs (from a checkpoint when ``resume`` is a path).

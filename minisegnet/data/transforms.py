@@ -146,20 +146,31 @@ class RandomResize:
 class RandomCrop:
     """Cut a random ``size`` window (int or (H, W)) out of image and mask.
 
-    A side smaller than the window is first padded at the bottom/right: image with
-    ``0``, mask with ``ignore_index`` (255) so the padding is never a label.
+    A side smaller than the window is first padded at the bottom/right. With
+    ``padding_mode='constant'`` (default) the image gets ``0`` and the mask
+    ``ignore_index`` (255), so the padding is never a label but the network sees a dark
+    frame it learns nothing from; with ``'reflect'`` both are mirrored at the edge
+    (``F.pad(..., mode='reflect')``'s rule), so the padding is plausible image content
+    with its true labels.
     """
 
-    def __init__(self, size, ignore_index=255, rng=None):
+    def __init__(self, size, ignore_index=255, rng=None, padding_mode="constant"):
+        if padding_mode not in ("constant", "reflect"):
+            raise ValueError(f"RandomCrop: padding_mode must be 'constant' or 'reflect', got {padding_mode!r}")
         self.size, self.ignore_index, self.rng = _size(size, "RandomCrop"), int(ignore_index), rng
+        self.padding_mode = padding_mode
 
     def __call__(self, image, mask):
         _check_pair(image, mask, "RandomCrop")
         (H, W), (h, w) = self.size, mask.shape
         if h < H or w < W:
             pad_h, pad_w = max(H - h, 0), max(W - w, 0)
-            image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)))
-            mask = np.pad(mask, ((0, pad_h), (0, pad_w)), constant_values=self.ignore_index)
+            if self.padding_mode == "reflect":        # numpy reflects again past the far edge
+                image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode="reflect")
+                mask = np.pad(mask, ((0, pad_h), (0, pad_w)), mode="reflect")
+            else:
+                image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)))
+                mask = np.pad(mask, ((0, pad_h), (0, pad_w)), constant_values=self.ignore_index)
             h, w = mask.shape
         rng = self.rng or current_generator()
         top, left = int(rng.integers(0, h - H + 1)), int(rng.integers(0, w - W + 1))
@@ -167,7 +178,8 @@ class RandomCrop:
                 np.ascontiguousarray(mask[top:top + H, left:left + W]))
 
     def __repr__(self):
-        return f"RandomCrop(size={self.size})"
+        mode = f", padding_mode={self.padding_mode!r}" if self.padding_mode != "constant" else ""
+        return f"RandomCrop(size={self.size}{mode})"
 
 
 class RandomHorizontalFlip:

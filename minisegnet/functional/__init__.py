@@ -7,7 +7,7 @@ plus a small function that checks its arguments and calls ``Function.apply``:
 * :mod:`.reduction`   – sum, mean, amax/amin, max/min, argmax
 * :mod:`.shape`       – reshape, permute, indexing, gather, cat, stack, pad
 * :mod:`.conv`        – conv2d (strided, dilated, grouped) and conv_transpose2d
-* :mod:`.pooling`     – max/avg pooling and adaptive pooling
+* :mod:`.pooling`     – max/avg pooling (with indices), max unpooling, adaptive pooling
 * :mod:`.resize`      – interpolate (nearest, bilinear, both ``align_corners``)
 * :mod:`.normalization` – batch_norm, dropout, dropout2d
 * :mod:`.loss`        – softmax, log_softmax, cross_entropy, dice_loss
@@ -22,7 +22,8 @@ from .reduction import amax, amin, argmax, argmin, max, mean, min, sum
 from .shape import (cat, expand, flatten, gather, getitem, pad, permute, reshape, squeeze, stack,
                     transpose, unsqueeze, view)
 from .conv import conv2d, conv_transpose2d
-from .pooling import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d
+from .pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d,
+                      max_unpool2d)
 from .resize import interpolate
 from .normalization import batch_norm, dropout, dropout2d
 from .loss import cross_entropy, dice_loss, log_softmax, softmax

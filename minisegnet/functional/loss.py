@@ -15,7 +15,9 @@ can no longer overflow (``exp(1000.)`` is inf in float64, ``exp(89.)`` in float3
 
 ``cross_entropy`` fuses log-softmax and the negative log-likelihood into one op whose
 gradient is simply ``softmax(x) - onehot(t)`` (times the pixel's weight), without ever
-building the one-hot tensor.
+building the one-hot tensor. With a target *distribution* q per pixel (class
+probabilities, or label smoothing) the loss is ``-sum_c q_c log softmax(x)_c`` and the
+gradient ``sum(q) * softmax(x) - q``.
 """
 import numbers
 
@@ -99,8 +101,8 @@ def _class_target(name, input, target, ignore_index):
         raw = np.asarray(raw)
     if raw.dtype.kind not in "iu":
         raise TypeError(f"{name}: target must hold integer class indices (e.g. int64), got dtype "
-                        f"{raw.dtype}; convert a label map with .long() (probability targets are "
-                        f"not supported)")
+                        f"{raw.dtype}; convert a label map with .long() (class-probability targets "
+                        f"are floats of the input's shape {input.shape})")
     expected = (input.shape[0],) + input.shape[2:]
     if tuple(raw.shape) != expected:
         raise ValueError(f"{name}: target has shape {tuple(raw.shape)} but input of shape {input.shape} "
@@ -193,18 +195,122 @@ class CrossEntropy(Function):
         return grad.reshape(shape), None, None, None, None
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean"):
-    """Cross-entropy between logits and integer class targets, as ``F.cross_entropy``.
+class SoftCrossEntropy(Function):
+    """Cross-entropy against a target *distribution* ``q`` (N, C, *) per pixel.
+
+    ``l_i = -sum_c q_ic * log softmax(x_i)_c``; the outputs as in :class:`CrossEntropy`,
+    with 'mean' dividing by ``divisor``. Gradients, with ``p_i = softmax(x_i)``::
+
+        d l_i / d x_i  = (sum_c q_ic) * p_i - q_i
+        d l_i / d q_ic = -log p_ic
+
+    Class-probability targets and label smoothing are both this op with different ``q``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, q, divisor, reduction):
+        x3, q3 = K.as_3d(x, 1), K.as_3d(q, 1)
+        log_p = K.softmax(x3, log=True)
+        loss = -(q3 * log_p).sum(axis=1)                           # (N, S)
+        ctx.save_for_backward(log_p, q3)
+        ctx.meta = (x.shape, divisor, reduction)
+        if reduction == "none":
+            return loss.reshape((x.shape[0],) + x.shape[2:])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return loss.sum() / divisor if reduction == "mean" else loss.sum()
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        log_p, q3 = ctx.saved_tensors
+        shape, divisor, reduction = ctx.meta
+        if reduction == "none":
+            g = grad_out.reshape(shape[0], 1, -1)
+        else:
+            g = grad_out / divisor if reduction == "mean" else grad_out
+        grad_x = grad_q = None
+        if ctx.needs_input_grad[0]:
+            grad_x = ((q3.sum(axis=1, keepdims=True) * backend.array_module(log_p).exp(log_p) - q3) * g)
+            grad_x = grad_x.reshape(shape)
+        if ctx.needs_input_grad[1]:
+            grad_q = (-log_p * g).reshape(shape)
+        return grad_x, grad_q, None, None
+
+
+def _check_label_smoothing(label_smoothing):
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) or \
+            not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+    return float(label_smoothing)
+
+
+def _is_probability_target(input, target):
+    raw = target.data if isinstance(target, Tensor) else target
+    return isinstance(input, Tensor) and hasattr(raw, "dtype") and raw.dtype.kind == "f" and \
+        tuple(raw.shape) == tuple(input.shape)
+
+
+def _probability_cross_entropy(input, target, weight, ignore_index, reduction, smoothing):
+    """``q = weight_c * ((1 - e) * y + e / C)`` for float targets y; 'mean' over pixels."""
+    if ignore_index >= 0:
+        raise ValueError(f"cross_entropy: ignore_index is not supported with class-probability (float) "
+                         f"targets, got ignore_index={ignore_index}")
+    if input.dtype.kind != "f":
+        raise TypeError(f"cross_entropy: input (logits) must be a floating point tensor, got dtype {input.dtype}")
+    classes = input.shape[1]
+    y = target if isinstance(target, Tensor) else Tensor(backend.to_device(target, input.device))
+    y = y.to(dtype=input.dtype) if y.dtype != input.dtype else y
+    if smoothing:
+        y = y * (1.0 - smoothing) + smoothing / classes
+    raw_weight = _class_weight("cross_entropy", weight, classes, input)
+    if raw_weight is not None:
+        y = y * Tensor(raw_weight.reshape((1, classes) + (1,) * (input.ndim - 2)))
+    pixels = input.numel() // classes if classes else 0
+    return SoftCrossEntropy.apply(input, y, pixels, reduction)
+
+
+def _smoothed_cross_entropy(input, raw_target, raw_weight, ignore_index, reduction, smoothing):
+    """Label smoothing for class-index targets, as PyTorch defines it::
+
+        l_i = (1 - e) * w[t_i] * (-log p_i[t_i])  +  (e / C) * sum_c w_c * (-log p_ic)
+
+    for non-ignored pixels (0 for ignored ones): the target distribution
+    ``q_ic = (1 - e) * w[t_i] * [c == t_i] + (e / C) * w_c``. 'mean' divides by
+    ``sum_i w[t_i]`` over non-ignored pixels, as without smoothing.
+    """
+    xp = backend.array_module(raw_target)
+    n, classes = input.shape[:2]
+    t = raw_target.reshape(n, 1, -1)
+    valid = t != ignore_index
+    t = xp.where(valid, t, 0)
+    onehot = t == xp.arange(classes).reshape(1, classes, 1)             # (N, C, S)
+    w_c = (xp.ones(classes, dtype=input.dtype) if raw_weight is None else raw_weight).reshape(1, classes, 1)
+    w_t = (w_c * onehot).sum(axis=1, keepdims=True) * valid               # (N, 1, S)
+    q = onehot * ((1.0 - smoothing) * w_t) + (smoothing / classes) * w_c * valid
+    return SoftCrossEntropy.apply(input, q.astype(input.dtype, copy=False).reshape(input.shape),
+                                  w_t.sum(), reduction)
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Cross-entropy between logits and targets, as ``F.cross_entropy``.
 
     Args:
         input: logits (N, C) or (N, C, H, W) (any (N, C, *)), float.
-        target: class indices (N,) or (N, H, W) (any (N, *)), integer.
+        target: class indices (N,) or (N, H, W) (any (N, *)), integer; or class
+            probabilities, a float tensor of the input's shape (each pixel's target
+            distribution, e.g. soft labels from a teacher or a mix of two images).
         weight: optional (C,) weight per class (e.g. to up-weight rare classes); no
             gradient flows into it.
         ignore_index: target value whose pixels contribute nothing (e.g. 255 for object
             boundaries in Pascal VOC); ignored pixels are left out of the mean too.
-        reduction: 'mean' (weighted mean over non-ignored pixels), 'sum' or 'none'
-            (per-pixel losses of shape (N, *), 0 at ignored pixels).
+            Index targets only.
+        reduction: 'mean', 'sum' or 'none' (per-pixel losses of shape (N, *), 0 at
+            ignored pixels). For index targets the mean is weighted: divided by the sum
+            of ``weight[target]`` over non-ignored pixels; for probability targets it
+            is divided by the number of pixels.
+        label_smoothing: e in [0, 1]; the target becomes ``(1 - e) * target + e / C``
+            (a little probability on every class, which keeps the network from growing
+            its logits without bound). For index targets, PyTorch's rule is
+            ``(1 - e) * nll + (e / C) * sum_c w_c * (-log p_c)`` per pixel.
 
     Labels outside [0, C) that are not ``ignore_index`` are an error. If every pixel is
     ignored, the 'mean' is 0/0 = nan, as in PyTorch.
@@ -213,8 +319,14 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise ValueError(f"cross_entropy: reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"cross_entropy: ignore_index must be an int, got {ignore_index!r}")
+    smoothing = _check_label_smoothing(label_smoothing)
+    if _is_probability_target(input, target):
+        return _probability_cross_entropy(input, target, weight, int(ignore_index), reduction, smoothing)
     raw_target = _class_target("cross_entropy", input, target, int(ignore_index))
     raw_weight = _class_weight("cross_entropy", weight, input.shape[1], input)
+    if smoothing:
+        return _smoothed_cross_entropy(input, raw_target, raw_weight, int(ignore_index), reduction,
+                                       smoothing)
     return CrossEntropy.apply(input, raw_target, raw_weight, int(ignore_index), reduction)
 
 

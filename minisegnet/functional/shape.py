@@ -267,30 +267,4 @@ def stack(tensors, dim=0):
     return cat([unsqueeze(t, dim) for t in tensors], dim=dim)
 
 
-class Pad(Function):
-    @staticmethod
-    def forward(ctx, x, widths, value):
-        xp = backend.array_module(x)
-        ctx.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
-        return xp.pad(x, widths, mode="constant", constant_values=value)
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        return grad_out[ctx.slices], None, None
-
-
-def pad(x, pad, mode="constant", value=0.0):
-    """Constant padding with PyTorch's argument order: ``pad=(left, right, top, bottom, ...)``
-    pads the *last* dim by (left, right), the one before by (top, bottom), and so on.
-    """
-    if mode != "constant":
-        raise NotImplementedError(f"pad: only mode='constant' is implemented, got {mode!r}")
-    pad = tuple(int(p) for p in pad)
-    if len(pad) % 2 or len(pad) // 2 > x.ndim:
-        raise ValueError(f"pad: needs pairs for at most {x.ndim} dims, got {pad}")
-    if any(p < 0 for p in pad):
-        raise NotImplementedError(f"pad: negative padding (cropping) is not supported, got {pad}")
-    widths = [(0, 0)] * x.ndim
-    for i in range(len(pad) // 2):
-        widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-    return Pad.apply(x, tuple(widths), value)
+from .padding import Pad, pad  # noqa: E402,F401  F.pad and its modes live in functional/padding.py

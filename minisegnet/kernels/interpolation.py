@@ -1,6 +1,6 @@
 """Resizing as matrices: the weights that resize one axis, and applying them separably.
 
-Nearest and bilinear resizing of an image batch ``x`` of shape (N, C, H, W) to
+Nearest, nearest-exact, bilinear, bicubic and antialiased resizing of an image batch ``x`` of shape (N, C, H, W) to
 (N, C, OH, OW) are *linear* maps, and they act on the rows and on the columns
 independently. Each is therefore two small matrices::
 
@@ -100,6 +100,116 @@ def nearest_weights(in_size, out_size, scale_factor=None):
     """The (out_size, in_size) 0/1 matrix of nearest resizing: one 1 per row."""
     weights = np.zeros((out_size, in_size))
     weights[np.arange(out_size), nearest_indices(in_size, out_size, scale_factor)] = 1.0
+    return weights
+
+
+def nearest_exact_indices(in_size, out_size, scale_factor=None):
+    """Input index read by each output index for mode='nearest-exact': ``floor((i + 0.5) * scale)``.
+
+    The half-pixel rule: output pixel centres ``i + 0.5`` are mapped to the input and the
+    pixel they land in is read, so downsampling by 2 reads inputs 1, 3, 5, ... (the
+    centre-most ones) where 'nearest' reads 0, 2, 4, .... ``scale`` is the float32 of
+    ``in / out`` (or ``1 / scale_factor``), the product is rounded to float32 before the
+    floor, as PyTorch does; the index is capped at ``in - 1``.
+    """
+    if scale_factor:
+        scale = np.float32(1.0 / scale_factor)
+    else:
+        scale = np.float32(in_size) / np.float32(out_size)
+    product = ((np.arange(out_size) + 0.5) * np.float64(scale)).astype(np.float32)
+    return np.minimum(np.floor(product).astype(np.int64), in_size - 1)
+
+
+def nearest_exact_weights(in_size, out_size, scale_factor=None):
+    """The (out_size, in_size) 0/1 matrix of mode='nearest-exact': one 1 per row."""
+    weights = np.zeros((out_size, in_size))
+    weights[np.arange(out_size), nearest_exact_indices(in_size, out_size, scale_factor)] = 1.0
+    return weights
+
+
+def _scale(in_size, out_size, align_corners, scale_factor):
+    """PyTorch's ``area_pixel_compute_scale``: input pixels per output pixel."""
+    if align_corners:
+        return (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+    return 1.0 / scale_factor if scale_factor else in_size / out_size
+
+
+def cubic_coefficients(t, a=-0.75):
+    """The 4 weights of cubic convolution for fractional offset ``t`` (an array), shape (4, len(t)).
+
+    Keys' kernel ``W(x) = (a+2)|x|^3 - (a+3)|x|^2 + 1`` for ``|x| <= 1`` and
+    ``a|x|^3 - 5a|x|^2 + 8a|x| - 4a`` for ``1 < |x| < 2``, evaluated at the distances
+    ``1 + t, t, 1 - t, 2 - t`` of the taps ``i0 - 1 .. i0 + 2``. PyTorch uses ``a = -0.75``.
+    """
+    near = lambda x: ((a + 2) * x - (a + 3)) * x * x + 1              # noqa: E731  |x| <= 1
+    far = lambda x: ((a * x - 5 * a) * x + 8 * a) * x - 4 * a          # noqa: E731  1 < |x| < 2
+    return np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)])
+
+
+def cubic_weights(in_size, out_size, align_corners, scale_factor=None):
+    """The (out_size, in_size) matrix of bicubic interpolation along one axis (PyTorch's rule).
+
+    Output ``i`` reads source coordinate ``s = i * scale`` (align_corners) or
+    ``(i + 0.5) * scale - 0.5`` (not clamped at 0, unlike linear); with ``i0 = floor(s)``
+    and ``t = s - i0`` the taps ``i0 - 1 .. i0 + 2`` get :func:`cubic_coefficients`,
+    and taps outside the image are clamped to the border pixel (their weights add
+    there). Each row sums to 1. Unlike the other modes, PyTorch resamples even when the
+    size stays the same, so a ``scale_factor`` of 1.2 on 2 pixels (still 2) is not the
+    identity.
+    """
+    weights = np.zeros((out_size, in_size))
+    scale = _scale(in_size, out_size, align_corners, scale_factor)
+    i = np.arange(out_size, dtype=np.float64)
+    src = i * scale if align_corners else scale * (i + 0.5) - 0.5
+    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    t = np.clip(src - i0, 0.0, 1.0)
+    coefficients = cubic_coefficients(t)
+    rows = np.arange(out_size)
+    for k in range(4):
+        np.add.at(weights, (rows, np.clip(i0 - 1 + k, 0, in_size - 1)), coefficients[k])
+    return weights
+
+
+def _triangle(x):
+    x = np.abs(x)
+    return np.where(x < 1.0, 1.0 - x, 0.0)
+
+
+def _keys_cubic(x, a=-0.5):
+    x = np.abs(x)
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.where(x < 1.0, near, np.where(x < 2.0, far, 0.0))
+
+
+def antialias_weights(in_size, out_size, align_corners, scale_factor=None, mode="bilinear"):
+    """The (out_size, in_size) matrix of ``antialias=True`` resizing (PyTorch's, after PIL).
+
+    Plain bilinear downsampling by 4 reads only 2 of every 4 input pixels, so it aliases.
+    Antialiased resizing widens the filter with the scale: output ``i`` is centred at
+    ``c = scale * (i + 0.5)`` and averages every input ``j`` within ``support`` of it
+    (``support = scale`` for bilinear, ``2 * scale`` for bicubic, when downsampling; 1
+    and 2 when upsampling) with weights ``filter((j + 0.5 - c) / scale)``, normalised to
+    sum 1. The filter is the triangle for bilinear and Keys' cubic with ``a = -0.5``
+    (not -0.75) for bicubic. Same sizes give the identity.
+    """
+    weights = np.zeros((out_size, in_size))
+    if in_size == out_size:
+        np.fill_diagonal(weights, 1.0)
+        return weights
+    scale = _scale(in_size, out_size, align_corners, scale_factor)
+    half_width = 1.0 if mode == "bilinear" else 2.0
+    support = half_width * scale if scale >= 1.0 else half_width
+    inv_scale = 1.0 / scale if scale >= 1.0 else 1.0
+    max_taps = int(np.ceil(support)) * 2 + 1
+    filter_fn = _triangle if mode == "bilinear" else _keys_cubic
+    for i in range(out_size):
+        center = scale * (i + 0.5)
+        start = max(int(center - support + 0.5), 0)                    # int(): truncation, as C
+        size = min(max(min(int(center + support + 0.5), in_size) - start, 0), max_taps)
+        w = filter_fn((np.arange(start, start + size) - center + 0.5) * inv_scale)
+        total = w.sum()
+        weights[i, start:start + size] = w / total if total != 0.0 else w
     return weights
 
 

@@ -97,6 +97,22 @@ def crop_padding(xpad, geometry):
 
 
 # ---------------------------------------------------------------------- max pooling
+def first_real_offset(geometry):
+    """The (OH, OW) table of each window's first kernel offset that lies in the input.
+
+    Windows at the border start in the padding; PyTorch starts every window's search
+    at its first real element (``maxindex`` before any comparison), so a window whose
+    real values are all ``-inf`` points there and not into the padding. Offsets before
+    it in row-major order are all padding (a padding row, or a padding column of the
+    same row), so starting ``argmax`` from this table keeps "first maximum" intact.
+    """
+    first = []
+    for axis in range(2):
+        starts = np.arange(geometry.out_size[axis]) * geometry.stride[axis] - geometry.padding[axis]
+        first.append(np.maximum(0, -(starts // geometry.dilation[axis])))     # ceil(-start / d)
+    return first[0][:, None] * geometry.kernel[1] + first[1][None, :]
+
+
 def max_pool2d_forward(x, geometry, return_argmax=True):
     """Max over each window: (N, C, H, W) -> (N, C, OH, OW), and where it was.
 
@@ -108,8 +124,9 @@ def max_pool2d_forward(x, geometry, return_argmax=True):
     Offsets are visited in increasing ``k`` and ``argmax`` moves to ``k`` only when
     offset ``k`` holds a *strictly* larger value than all before it; so ``argmax``
     ends as the largest such ``k``, which ``maximum(argmax, k * better)`` computes
-    without a masked assignment (slow in NumPy). A NaN propagates to the output; in
-    such windows PyTorch points ``argmax`` at the last NaN, and so do we.
+    without a masked assignment (slow in NumPy). It starts at each window's first real
+    element (:func:`first_real_offset`). A NaN propagates to the output; in such windows
+    PyTorch points ``argmax`` at the last NaN, and so do we.
     """
     xp = backend.array_module(x)
     xpad = pad_input(x, geometry, -np.inf)
@@ -119,7 +136,12 @@ def max_pool2d_forward(x, geometry, return_argmax=True):
         for _, region in offsets[1:]:
             xp.maximum(out, xpad[region], out=out)
         return out, None
-    argmax = xp.zeros(out.shape, dtype=np.uint8 if len(offsets) <= 256 else np.int32)
+    dtype = np.uint8 if len(offsets) <= 256 else np.int32
+    if geometry.padding == (0, 0):
+        argmax = xp.zeros(out.shape, dtype=dtype)
+    else:
+        start = cached_matrix(first_real_offset, (geometry,), x, dtype)
+        argmax = xp.broadcast_to(start, out.shape).copy()
     for k, region in offsets[1:]:
         values = xpad[region]
         better = values > out
@@ -129,6 +151,23 @@ def max_pool2d_forward(x, geometry, return_argmax=True):
         for k, region in offsets:
             argmax = xp.where(xp.isnan(xpad[region]), argmax.dtype.type(k), argmax)
     return out, argmax
+
+
+def argmax_to_plane_index(argmax, geometry):
+    """Turn kernel offsets ``k = i * kw + j`` into positions ``h * W + w`` in the (H, W) plane.
+
+    The window of output (oh, ow) starts at input row ``oh * s - p``; offset ``i`` is
+    ``i * d`` rows further (and likewise for columns). This flat index into one input
+    plane is what PyTorch's ``return_indices=True`` returns (int64, (N, C, OH, OW)).
+    """
+    xp = backend.array_module(argmax)
+    (oh, ow), kw, width = geometry.out_size, geometry.kernel[1], geometry.in_size[1]
+    k = argmax.astype(np.int64)
+    row_start = xp.arange(oh, dtype=np.int64)[:, None] * geometry.stride[0] - geometry.padding[0]
+    col_start = xp.arange(ow, dtype=np.int64)[None, :] * geometry.stride[1] - geometry.padding[1]
+    rows = row_start + (k // kw) * geometry.dilation[0]
+    cols = col_start + (k % kw) * geometry.dilation[1]
+    return rows * width + cols
 
 
 def max_pool2d_backward(grad_out, argmax, geometry, use_raw_kernel=True):
@@ -259,8 +298,8 @@ def adaptive_bin_indices(in_size, out_size):
 def adaptive_max_pool2d_forward(x, out_size):
     """Max over adaptive bins: returns ``(out, index)``, both (N, C, OH, OW).
 
-    ``index`` is the position ``h * W + w`` of the first maximum in its (H, W) plane,
-    as PyTorch's ``return_indices`` gives it. The bins are gathered at once into a
+    ``index`` is the position ``h * W + w`` of the first maximum (the last NaN, if
+    any) in its (H, W) plane, as PyTorch's ``return_indices`` gives it. The bins are gathered at once into a
     (N, C, OH, OW, KH * KW) array (KH, KW: the longest bins), about the input's size.
     """
     xp = backend.array_module(x)
@@ -272,6 +311,10 @@ def adaptive_max_pool2d_forward(x, out_size):
     windows = windows.reshape(x.shape[:2] + (oh, ow, kh * kw))
     local = windows.argmax(axis=-1)                          # first maximum (or first NaN)
     out = xp.take_along_axis(windows, local[..., None], axis=-1)[..., 0]
+    nan = xp.isnan(out)
+    if nan.any():                                            # PyTorch keeps the *last* NaN
+        last_nan = kh * kw - 1 - xp.isnan(windows[..., ::-1]).argmax(axis=-1)
+        local = xp.where(nan, last_nan, local)
     row = rows[xp.arange(oh)[:, None], local // kw]
     col = cols[xp.arange(ow)[None, :], local % kw]
     return out, row * w + col
@@ -297,3 +340,28 @@ def scatter_add_planes(index, values, plane_shape):
 def adaptive_max_pool2d_backward(grad_out, index, in_size):
     """Each output's gradient goes to its maximum's position; overlapping bins add."""
     return scatter_add_planes(index, grad_out, in_size)
+
+
+# ---------------------------------------------------------------------- max unpooling
+def max_unpool2d_forward(x, index, out_size):
+    """Place each value of ``x`` (N, C, H, W) at its flat plane position ``index`` in zeros
+    of shape (N, C, OH, OW): the inverse of max pooling's selection (SegNet's decoder).
+
+    Positions no index names stay 0. When an index repeats, NumPy (like PyTorch on the
+    CPU) keeps the value written last; on CuPy which one wins is unspecified.
+    """
+    xp = backend.array_module(x)
+    n, c = x.shape[:2]
+    plane = out_size[0] * out_size[1]
+    out = xp.zeros((n * c, plane), dtype=x.dtype)
+    flat = index.reshape(n * c, -1) + xp.arange(n * c, dtype=np.int64)[:, None] * plane
+    out.reshape(-1)[flat.reshape(-1)] = x.reshape(-1)
+    return out.reshape((n, c) + tuple(out_size))
+
+
+def max_unpool2d_backward(grad_out, index):
+    """The gradient of unpooling gathers: ``grad_x[n, c, i, j] = grad_out[n, c].flat[index[n, c, i, j]]``."""
+    xp = backend.array_module(grad_out)
+    n, c = grad_out.shape[:2]
+    planes = grad_out.reshape(n, c, -1)
+    return xp.take_along_axis(planes, index.reshape(n, c, -1), axis=2).reshape(index.shape)

@@ -71,14 +71,15 @@ class EncoderDecoder(nn.Module):
         feats = self.forward_backbone(img)
         return self._decode(self.decode_head, feats, img.shape[2:])
 
-    def loss(self, img, target, dice_weight=0.0):
+    def loss(self, img, target, dice_weight=0.0, label_smoothing=0.0):
         """The training losses as a dict of scalar Tensors.
 
         ``target`` holds integer labels (N, H, W); pixels equal to ``ignore_index`` (255)
         do not count. Returns ``{'loss_decode', 'loss'}``, plus ``'loss_aux'`` with an
         auxiliary head and ``'loss_dice'`` (soft Dice of the main logits) when
         ``dice_weight > 0``; ``loss = loss_decode + aux_weight * loss_aux +
-        dice_weight * loss_dice`` is what to ``backward()``.
+        dice_weight * loss_dice`` is what to ``backward()``. ``label_smoothing`` goes to
+        both cross-entropies.
         """
         self._check_image(img)
         if not isinstance(target, Tensor):
@@ -93,11 +94,13 @@ class EncoderDecoder(nn.Module):
         feats = self.backbone(img)
         size = img.shape[2:]
         logits = self._decode(self.decode_head, feats, size)
-        losses = {"loss_decode": F.cross_entropy(logits, target, ignore_index=self.ignore_index)}
+        losses = {"loss_decode": F.cross_entropy(logits, target, ignore_index=self.ignore_index,
+                                                         label_smoothing=label_smoothing)}
         total = losses["loss_decode"]
         if self.auxiliary_head is not None:
             aux_logits = self._decode(self.auxiliary_head, feats, size)
-            losses["loss_aux"] = F.cross_entropy(aux_logits, target, ignore_index=self.ignore_index)
+            losses["loss_aux"] = F.cross_entropy(aux_logits, target, ignore_index=self.ignore_index,
+                                                 label_smoothing=label_smoothing)
             total = total + losses["loss_aux"] * self.aux_weight
         if dice_weight:
             losses["loss_dice"] = F.dice_loss(logits, target, ignore_index=self.ignore_index)

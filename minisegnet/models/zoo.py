@@ -3,7 +3,7 @@
     >>> from minisegnet import models
     >>> model = models.create("deeplabv3", num_classes=21)          # resnet_tiny, output stride 8
     >>> sorted(models.list_models())
-    ['deeplabv3', 'deeplabv3plus', 'fcn', 'fcn8s', 'pspnet']
+    ['deeplabv3', 'deeplabv3plus', 'fcn', 'fcn8s', 'pspnet', 'segnet']
 
 The defaults are deliberately tiny (``channels=64`` in the heads, ``resnet_tiny`` with
 widths 16-32-64-128) so a model trains in minutes on a CPU; ``backbone='resnet18'`` and
@@ -21,6 +21,7 @@ _DESCRIPTIONS = {
     "pspnet": "PSPNet: pyramid pooling (bins 1, 2, 3, 6) on c4, a 3x3 bottleneck, the classifier",
     "deeplabv3": "DeepLabV3: ASPP (image pool + rates 1, 12, 24, 36 at OS 8) on a dilated backbone",
     "deeplabv3plus": "DeepLabV3+: depthwise-separable ASPP plus a decoder fusing stride-4 features c1",
+    "segnet": "SegNet: a VGG-style encoder whose max-pool indices drive the decoder's unpooling",
 }
 
 
@@ -65,6 +66,12 @@ def create(name, num_classes, backbone=None, output_stride=None, pretrained=None
     """
     if name not in _DESCRIPTIONS:
         raise ValueError(f"unknown model {name!r}; available models: {', '.join(sorted(_DESCRIPTIONS))}")
+    if name == "segnet":                                   # its own encoder: no backbone options
+        from .segnet import SegNet
+        if backbone is not None or pretrained is not None or output_stride not in (None, 8):
+            raise ValueError("segnet has its own encoder (output stride 8): backbone, pretrained and "
+                             "output_stride do not apply")             # it has no auxiliary head: aux is ignored
+        return SegNet(num_classes, in_channels=in_channels, ignore_index=ignore_index)
     if backbone is None:
         backbone = "vgg_tiny" if name == "fcn8s" else "resnet_tiny"
     if backbone not in BACKBONES:

@@ -1,4 +1,5 @@
-"""Containers and simple layers: Sequential, ModuleList, ModuleDict, Identity, ReLU, Linear, Dropout."""
+"""Containers and simple layers: Sequential, ModuleList, ModuleDict, Identity, ReLU, Linear, Dropout,
+and the 2-d padding layers (ReflectionPad2d, ReplicationPad2d, CircularPad2d, ZeroPad2d, ConstantPad2d)."""
 import math
 from collections import OrderedDict
 
@@ -167,3 +168,59 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+# ---------------------------------------------------------------------- 2-d padding layers
+class _Pad2d(Module):
+    """Pad the last two dims with :func:`minisegnet.functional.pad`; ``padding`` is an int
+    (all four sides) or ``(left, right, top, bottom)``, stored as a 4-tuple as in torch.nn."""
+
+    mode = "constant"
+
+    def __init__(self, padding):
+        super().__init__()
+        if isinstance(padding, int) and not isinstance(padding, bool):
+            padding = (padding,) * 4
+        if not isinstance(padding, (tuple, list)) or len(padding) != 4:
+            raise TypeError(f"{type(self).__name__}: padding must be an int or (left, right, top, "
+                            f"bottom), got {padding!r}")
+        self.padding = tuple(padding)
+
+    def forward(self, input):
+        return F.pad(input, self.padding, self.mode)
+
+    def extra_repr(self):
+        return f"{self.padding}"
+
+
+class ReflectionPad2d(_Pad2d):
+    """Mirror the image at its edges (edge pixel not repeated); each pad < its dim."""
+    mode = "reflect"
+
+
+class ReplicationPad2d(_Pad2d):
+    """Repeat the edge pixels outwards."""
+    mode = "replicate"
+
+
+class CircularPad2d(_Pad2d):
+    """Wrap around: the left border continues from the right edge, and so on."""
+    mode = "circular"
+
+
+class ZeroPad2d(_Pad2d):
+    """Pad with zeros (negative values crop)."""
+
+
+class ConstantPad2d(_Pad2d):
+    """Pad with a constant ``value``."""
+
+    def __init__(self, padding, value):
+        super().__init__(padding)
+        self.value = value
+
+    def forward(self, input):
+        return F.pad(input, self.padding, "constant", self.value)
+
+    def extra_repr(self):
+        return f"padding={self.padding}, value={self.value}"

@@ -20,11 +20,13 @@ class CrossEntropyLoss(Module):
         weight: optional (C,) weight per class (kept as a buffer, as in PyTorch).
         ignore_index: label of pixels that contribute nothing (e.g. 255 on VOC boundaries).
         reduction: 'mean' (weighted mean over non-ignored pixels), 'sum' or 'none'.
+        label_smoothing: e in [0, 1], the target becomes ``(1 - e) * target + e / C``.
 
-    ``loss = criterion(logits, labels)`` with logits (N, C, H, W) and labels (N, H, W).
+    ``loss = criterion(logits, labels)`` with logits (N, C, H, W) and labels (N, H, W)
+    (or float class probabilities of the logits' shape).
     """
 
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f"CrossEntropyLoss: reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -33,13 +35,20 @@ class CrossEntropyLoss(Module):
         if weight is not None and not isinstance(weight, Tensor):
             weight = tensor(weight)
         self.register_buffer("weight", weight)
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) or \
+                not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"CrossEntropyLoss: label_smoothing must be a number in [0, 1], "
+                             f"got {label_smoothing!r}")
         self.ignore_index, self.reduction = int(ignore_index), reduction
+        self.label_smoothing = float(label_smoothing)
 
     def forward(self, input, target):
-        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction)
+        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,
+                               self.label_smoothing)
 
     def extra_repr(self):
-        return f"ignore_index={self.ignore_index}, reduction={self.reduction!r}"
+        smoothing = f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
+        return f"ignore_index={self.ignore_index}, reduction={self.reduction!r}{smoothing}"
 
 
 class DiceLoss(Module):

@@ -1,4 +1,5 @@
-"""Pooling and resizing layers: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Upsample.
+"""Pooling and resizing layers: MaxPool2d, MaxUnpool2d, AvgPool2d, AdaptiveAvgPool2d,
+AdaptiveMaxPool2d, Upsample.
 
 They hold no parameters: each stores its settings and calls the op of the same name in
 :mod:`minisegnet.functional` (see there for shapes and formulas). Arguments, defaults
@@ -8,22 +9,19 @@ dilation=1, ceil_mode=False)``.
 from .. import functional as F
 from .module import Module
 
-__all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Upsample"]
-
-
-def _no_indices(cls_name, return_indices):
-    if return_indices:
-        raise ValueError(f"{cls_name}: return_indices=True is not supported by minisegnet "
-                         "(the indices are kept internally for the backward pass only)")
+__all__ = ["MaxPool2d", "MaxUnpool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+           "Upsample"]
 
 
 class MaxPool2d(Module):
-    """Max over k x k windows: (N, C, H, W) -> (N, C, OH, OW); ``stride`` defaults to ``kernel_size``."""
+    """Max over k x k windows: (N, C, H, W) -> (N, C, OH, OW); ``stride`` defaults to ``kernel_size``.
+
+    With ``return_indices=True`` the call returns ``(out, indices)`` for :class:`MaxUnpool2d`.
+    """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):
         super().__init__()
-        _no_indices("MaxPool2d", return_indices)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
@@ -33,11 +31,32 @@ class MaxPool2d(Module):
 
     def forward(self, input):
         return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
-                            self.ceil_mode)
+                            self.ceil_mode, self.return_indices)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class MaxUnpool2d(Module):
+    """Put pooled values back at their max positions: ``unpool(x, indices, output_size=None)``.
+
+    ``indices`` come from ``MaxPool2d(..., return_indices=True)`` with the same
+    ``kernel_size``, ``stride`` and ``padding``; see :func:`minisegnet.functional.max_unpool2d`.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)    # noqa: E731
+        self.kernel_size = pair(kernel_size)                 # stored as pairs, as torch.nn does
+        self.stride = pair(stride if stride is not None else kernel_size)
+        self.padding = pair(padding)
+
+    def forward(self, input, indices, output_size=None):
+        return F.max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AvgPool2d(Module):
@@ -83,12 +102,11 @@ class AdaptiveMaxPool2d(Module):
 
     def __init__(self, output_size, return_indices=False):
         super().__init__()
-        _no_indices("AdaptiveMaxPool2d", return_indices)
         self.output_size = output_size
         self.return_indices = return_indices
 
     def forward(self, input):
-        return F.adaptive_max_pool2d(input, self.output_size)
+        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
