@@ -16,6 +16,7 @@ cuda`` without a GPU) prints one line ``minisegnet: error: ...`` on stderr and e
 status 2, never a traceback. Ctrl-C during training saves ``last.npz`` and exits with 130.
 """
 import argparse
+import contextlib
 import json
 import os
 import runpy
@@ -211,6 +212,7 @@ _TRAIN_KEYS = ("model", "dataset", "data_root", "epochs", "batch_size", "lr", "o
 def cmd_train(args):
     from . import train
     given = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k) is not None}
+    created = None
     try:
         if args.resume is not None:
             if args.resume is True:
@@ -228,8 +230,15 @@ def cmd_train(args):
             out = args.out or _default_out(given)
             config = train.make_config(given)             # bad settings fail before any work
             train.check_run_folder(out, force=args.force)
+            created = None if os.path.isdir(out) else out
+            train.create_run_folder(out)                  # an unwritable --out fails before any work
             trainer = train.Trainer(config, out=out, progress=args.progress, log=print, force=args.force)
+    except train.RunWriteError as e:
+        return _fail(e, EXIT_FAILURE)
     except _USAGE_ERRORS as e:
+        if created is not None:                           # leave no empty folder behind a bad argument
+            with contextlib.suppress(OSError):
+                os.rmdir(created)
         return _usage_or_os_error(e, "read")
 
     cfg = trainer.config

@@ -67,7 +67,7 @@ from .metrics import ConfusionMatrix
 from .tensor import no_grad
 
 __all__ = ["DEFAULTS", "Trainer", "fit", "evaluate", "make_config", "build_model", "build_dataset",
-           "load_checkpoint", "read_checkpoint", "check_resume", "check_run_folder", "TrainingDiverged",
+           "load_checkpoint", "read_checkpoint", "check_resume", "check_run_folder", "create_run_folder", "TrainingDiverged",
            "TrainingInterrupted", "ConfigError", "RunFolderError", "RunWriteError", "HISTORY_FIELDS",
            "RESUME_MAY_CHANGE", "RUN_FILES"]
 
@@ -364,6 +364,16 @@ def check_run_folder(out, resume=None, force=False):
                          f"choose a new --out, or replace it with --force (force=True)")
 
 
+def create_run_folder(out):
+    """Create the folder ``out`` (and its parents); an OS refusal is a one-line
+    :class:`RunWriteError` naming the folder (call it before any work to fail early)."""
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise RunWriteError(describe_os_error(e, "create the run folder", out), e) from None
+    return out
+
+
 def load_checkpoint(path, device="cpu"):
     """Rebuild the model stored in a training checkpoint.
 
@@ -649,10 +659,7 @@ class Trainer:
         if self.force and self.resumed_from is None:
             for name in held + [n for n in FIGURES if os.path.exists(self.path(n))]:
                 self._write(lambda: os.remove(self.path(name)))
-        try:
-            os.makedirs(self.out, exist_ok=True)
-        except OSError as e:
-            raise RunWriteError(describe_os_error(e, "create the run folder", self.out), e) from None
+        create_run_folder(self.out)
 
         def write_config():
             with atomic_write(self.path("config.json"), "w") as f:
