@@ -17,6 +17,7 @@ status 2, never a traceback. Ctrl-C during training saves ``last.npz`` and exits
 """
 import argparse
 import contextlib
+import errno
 import json
 import os
 import runpy
@@ -30,15 +31,6 @@ from .fileio import describe_os_error
 EXIT_FAILURE = 1                # the OS failed us (full disk, permission, ...) or training diverged
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-DATASET_DESCRIPTIONS = {
-    "shapes": "generated circles, squares and triangles on textured backgrounds (4 classes)",
-    "context": "generated tall strips: a blob is a boat or a car only by the water/road band far below (5 classes)",
-    "context_control": "the context strips with boats and cars shaped differently: local appearance suffices",
-    "voc": "Pascal VOC 2012 from a folder you have (--data-root VOC2012), 21 classes",
-    "folder": "any images + masks folders (--data-root DIR with DIR/{train,val}/{images,masks})",
-}
-
 
 class UsageError(Exception):
     """A bad command line: printed as one line, exit status 2."""
@@ -65,6 +57,8 @@ def _usage_or_os_error(error, action):
     """A bad argument exits 2 with its message; an OS failure (errno set) exits 1 with
     ``cannot <action> PATH: reason``."""
     if isinstance(error, OSError) and error.errno is not None:
+        if error.errno in (errno.ENOSPC, errno.EFBIG, errno.EROFS):
+            action = "write"
         return _fail(describe_os_error(error, action), EXIT_FAILURE)
     return _fail(error)
 
@@ -135,7 +129,14 @@ def build_parser():
                                    "curves.png, predictions.png and confusion.png to --out.")
     t.add_argument("--model", help="model name (see `minisegnet models`; default deeplabv3)")
     t.add_argument("--dataset", help="dataset name (see `minisegnet datasets`; default shapes)")
-    t.add_argument("--data-root", dest="data_root", metavar="DIR", help="folder of a 'voc' or 'folder' dataset")
+    t.add_argument("--data-root", dest="data_root", metavar="DIR",
+                   help="folder of a 'voc', 'pets' or 'folder' dataset (with --download: where it goes, "
+                        "default $MINISEGNET_DATA or ./data)")
+    t.add_argument("--download", action="store_true", default=None,
+                   help="fetch a real dataset ('voc', 'pets') first: official archives, MD5-checked; mirrors "
+                        "from $MINISEGNET_DATASET_MIRROR first")
+    t.add_argument("--pets-border", dest="pets_border", choices=("ignore", "class"),
+                   help="the pets trimaps' border: ignored in loss and metrics (default) or a third class")
     t.add_argument("--epochs", type=_positive_int, help=f"passes over the training set (default {D['epochs']})")
     t.add_argument("--batch-size", dest="batch_size", type=_positive_int,
                    help=f"images per step (default {D['batch_size']})")
@@ -170,6 +171,7 @@ def build_parser():
     e.add_argument("--checkpoint", required=True, metavar="PATH")
     e.add_argument("--dataset", help="dataset (default: the one it was trained on)")
     e.add_argument("--data-root", dest="data_root", metavar="DIR")
+    e.add_argument("--download", action="store_true", default=None, help="fetch a real dataset first")
     e.add_argument("--split", default="val", choices=("train", "val", "test"))
     e.add_argument("--val-size", dest="val_size", type=_positive_int, help="number of images to score")
     e.add_argument("--image-size", dest="image_size", type=_image_size, metavar="N|HxW")
@@ -204,13 +206,13 @@ def build_parser():
 
 
 # ----------------------------------------------------------------------------- train
-_TRAIN_KEYS = ("model", "dataset", "data_root", "epochs", "batch_size", "lr", "optimizer", "momentum",
+_TRAIN_KEYS = ("model", "dataset", "data_root", "download", "pets_border", "epochs", "batch_size", "lr", "optimizer", "momentum",
                "weight_decay", "dice_weight", "image_size", "train_size", "val_size", "device", "seed",
                "backbone", "output_stride", "aux", "workers")
 
 
 def cmd_train(args):
-    from . import train
+    from . import data, train
     given = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k) is not None}
     created = None
     try:
@@ -233,7 +235,7 @@ def cmd_train(args):
             created = None if os.path.isdir(out) else out
             train.create_run_folder(out)                  # an unwritable --out fails before any work
             trainer = train.Trainer(config, out=out, progress=args.progress, log=print, force=args.force)
-    except train.RunWriteError as e:
+    except (train.RunWriteError, data.DownloadError) as e:
         return _fail(e, EXIT_FAILURE)
     except _USAGE_ERRORS as e:
         if created is not None:                           # leave no empty folder behind a bad argument
@@ -308,7 +310,7 @@ def cmd_evaluate(args):
                 if args.image_size is None:
                     config["image_size"] = None
             config["dataset"] = args.dataset
-        for key in ("data_root", "val_size", "image_size"):
+        for key in ("data_root", "val_size", "image_size", "download"):
             if getattr(args, key) is not None:
                 config[key] = getattr(args, key)
         known = {k: v for k, v in config.items() if k in train.DEFAULTS}
@@ -320,6 +322,8 @@ def cmd_evaluate(args):
                                     f"but dataset {cfg['dataset']!r} has {num_classes}")
         loader = data.DataLoader(dataset, batch_size=args.batch_size or cfg["batch_size"], shuffle=False,
                                  device=args.device)
+    except data.DownloadError as e:
+        return _fail(e, EXIT_FAILURE)
     except _USAGE_ERRORS as e:
         return _usage_or_os_error(e, "read")
     cm = train.evaluate(model, loader, config["num_classes"], cfg["ignore_index"], progress=not args.json)
@@ -393,7 +397,7 @@ def cmd_datasets(args):
     names = data.list_datasets()
     width = max(len(n) for n in names)
     for name in names:
-        print(f"{name:<{width}}  {DATASET_DESCRIPTIONS.get(name, '')}")
+        print(f"{name:<{width}}  {data.dataset_info(name).description}")
     return 0
 
 

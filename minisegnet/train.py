@@ -78,10 +78,13 @@ __all__ = ["DEFAULTS", "Trainer", "fit", "evaluate", "make_config", "build_model
 #: Fewer steps mostly cost accuracy: the network first learns "background everywhere" and
 #: needs ~1000 steps to tell the shapes apart; at 64 x 64 and output stride 8 the logits
 #: are 8 x 8, which caps mIoU near 0.9. ``image_size``, ``train_size`` and ``val_size`` of None mean the
-#: dataset's own defaults (64 x 64 for Shapes, 256 x 32 for the context strips).
+#: dataset's own defaults (64 x 64 for Shapes, 256 x 32 for the context strips; see
+#: :data:`minisegnet.data.DATASETS`). ``download`` fetches a real dataset (``voc``, ``pets``) into
+#: ``data_root`` (default ``$MINISEGNET_DATA`` or ``./data``); ``pets_border`` is ``'ignore'`` or ``'class'``.
 DEFAULTS = {
     "model": "deeplabv3", "backbone": None, "output_stride": None, "aux": True,
-    "dataset": "shapes", "data_root": None, "image_size": None, "train_size": None, "val_size": None,
+    "dataset": "shapes", "data_root": None, "download": False, "pets_border": "ignore",
+    "image_size": None, "train_size": None, "val_size": None,
     "epochs": 6, "batch_size": 8, "optimizer": "adam", "lr": 5e-3, "momentum": 0.9,
     "weight_decay": 0.0, "poly_power": 0.9, "dice_weight": 1.0, "ignore_index": 255,
     "seed": 0, "workers": 0, "device": "cpu",
@@ -95,7 +98,7 @@ CHECKPOINT_FORMAT = "minisegnet-train-1"
 #: The settings a resumed run may change; every other key of :data:`DEFAULTS` must match the
 #: checkpoint, because it changes the model, the data or the trajectory of the weights.
 #: ``epochs`` stretches the poly schedule to the new end; ``data_root`` lets the data move.
-RESUME_MAY_CHANGE = ("epochs", "device", "workers", "data_root")
+RESUME_MAY_CHANGE = ("epochs", "device", "workers", "data_root", "download")
 
 #: The files that make a folder a run folder (figures are rewritten with them).
 RUN_FILES = ("last.npz", "best.npz", "history.csv", "config.json")
@@ -170,13 +173,23 @@ def make_config(config=None, **overrides):
         raise ConfigError(f"unknown model {cfg['model']!r}; available: {', '.join(models.list_models())}")
     if cfg["dataset"] not in data.list_datasets():
         raise ConfigError(f"unknown dataset {cfg['dataset']!r}; available: {', '.join(data.list_datasets())}")
-    if cfg["dataset"] not in _GENERATED and cfg["data_root"] is None:
-        raise ConfigError(f"dataset {cfg['dataset']!r} is read from a folder: give data_root (--data-root DIR)")
+    info = data.dataset_info(cfg["dataset"])
+    cfg["download"] = bool(cfg["download"])
+    if cfg["download"] and not info.downloadable:
+        raise ConfigError(f"dataset {cfg['dataset']!r} cannot be downloaded"
+                          + ("" if info.generated else "; point data_root (--data-root) at your folder"))
+    if not info.generated and cfg["data_root"] is None:
+        if not cfg["download"]:
+            raise ConfigError(f"dataset {cfg['dataset']!r} is read from a folder: give data_root (--data-root DIR)"
+                              + (" or download it (--download)" if info.downloadable else ""))
+        cfg["data_root"] = data.default_data_root()
+    if cfg["pets_border"] not in ("ignore", "class"):
+        raise ConfigError(f"pets_border must be 'ignore' or 'class', got {cfg['pets_border']!r}")
     if cfg["optimizer"] not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg['optimizer']!r}")
-    generated = cfg["dataset"] in _GENERATED
+    generated = info.generated
     if cfg["image_size"] is None:
-        cfg["image_size"] = _GENERATED.get(cfg["dataset"], _FOLDER_IMAGE_SIZE)
+        cfg["image_size"] = list(info.image_size)
     for key, default in _GENERATED_SIZES.items():
         if cfg[key] is None and generated:
             cfg[key] = default
@@ -211,70 +224,25 @@ def make_config(config=None, **overrides):
     return cfg
 
 
-# generated datasets: how many images each split gets, and their default image size
-_GENERATED = {"shapes": 64, "context": [256, 32], "context_control": [256, 32]}
+# generated datasets: how many images each split gets (their image sizes are in the registry)
 _GENERATED_SIZES = {"train_size": 3200, "val_size": 96}
-_FOLDER_IMAGE_SIZE = 128
 
 
-class _Subset:
-    """The first ``length`` items of a dataset (its attributes pass through)."""
-
-    def __init__(self, dataset, length):
-        self.dataset, self.length = dataset, min(int(length), len(dataset))
-
-    def __len__(self):
-        return self.length
-
-    def __getitem__(self, index):
-        if not -self.length <= index < self.length:
-            raise IndexError(f"index {index} is out of range for a dataset of length {self.length}")
-        return self.dataset[int(index) % self.length]
-
-    def __getattr__(self, name):
-        return getattr(self.__dict__["dataset"], name)
-
-
-def _folder_split_dirs(root, split):
-    """``root/<split>/{images,masks}`` if present, else ``root/{images,masks}`` (no splits)."""
-    for base in (os.path.join(root, split), root):
-        images, masks = os.path.join(base, "images"), os.path.join(base, "masks")
-        if os.path.isdir(images) and os.path.isdir(masks):
-            return images, masks
-    raise FileNotFoundError(f"dataset 'folder' needs {root}/{split}/images and {root}/{split}/masks "
-                            f"(or {root}/images and {root}/masks): not found")
-
-
-def build_dataset(config, split, classes=None):
-    """The ``split`` ('train' / 'val') dataset of ``config`` via :func:`minisegnet.data.get_dataset`.
+def build_dataset(config, split, classes=None, progress=False):
+    """The ``split`` ('train' / 'val') dataset of ``config`` (:func:`minisegnet.data.build`).
 
     Generated datasets (``shapes``, ``context``, ``context_control``) get ``train_size`` /
-    ``val_size`` images of ``image_size``. Folder datasets (``voc``: ``data_root`` is the
-    VOC2012 folder; ``folder``: ``data_root/<split>/{images,masks}``) are resized to
-    ``image_size`` (with random scale, crop and flip for training) and cut to
-    ``train_size`` / ``val_size`` images when those are set.
+    ``val_size`` images of ``image_size``. Real datasets (``voc``, ``pets``: ``data_root`` in
+    torchvision's layout, fetched with ``download``; ``folder``: ``data_root/<split>/{images,masks}``)
+    get the registry's transforms at ``image_size`` and are cut to ``train_size`` / ``val_size``
+    images when those are set. A failed download raises :class:`minisegnet.data.DownloadError`.
     """
-    name, size = config["dataset"], tuple(config["image_size"])
-    length = config["train_size"] if split == "train" else config["val_size"]
-    if name in _GENERATED:
-        return data.get_dataset(name, split, length=length, image_size=size)
-    root = config["data_root"]
-    if root is None:
-        raise ConfigError(f"dataset {name!r} is read from a folder: give data_root (--data-root DIR)")
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"data folder not found: {root}")
-    if split == "train":
-        transforms = data.Compose([data.RandomResize((0.75, 1.5)), data.RandomCrop(size),
-                                   data.RandomHorizontalFlip()])
-    else:
-        transforms = data.Resize(size)
-    if name == "folder":
-        images, masks = _folder_split_dirs(root, split)
-        ds = data.get_dataset(name, split, images_dir=images, masks_dir=masks, transforms=transforms,
-                              **({"classes": classes} if classes is not None else {}))
-    else:
-        ds = data.get_dataset(name, split, root=root, transforms=transforms)
-    return ds if length is None else _Subset(ds, length)
+    name = config["dataset"]
+    options = {"border": config.get("pets_border", "ignore")} if name == "pets" else {}
+    return data.build(name, split, image_size=config["image_size"],
+                      length=config["train_size"] if split == "train" else config["val_size"],
+                      root=config["data_root"], download=config.get("download", False), classes=classes,
+                      progress=progress, **options)
 
 
 def build_model(config, num_classes=None):
@@ -332,8 +300,8 @@ def check_resume(saved, config, path="checkpoint"):
     keys = [k for k in DEFAULTS if k not in RESUME_MAY_CHANGE]
     if "num_classes" in saved and "num_classes" in config:
         keys.append("num_classes")
-    for key in keys:
-        if _normalised(key, saved.get(key)) != _normalised(key, config.get(key)):
+    for key in keys:          # a key older checkpoints lack counts as its default
+        if _normalised(key, saved.get(key, DEFAULTS.get(key))) != _normalised(key, config.get(key, DEFAULTS.get(key))):
             raise ConfigError(f"cannot resume from {path}: it was trained with {key}={saved.get(key)!r}, "
                               f"this run has {key}={config.get(key)!r} (only "
                               f"{', '.join(RESUME_MAY_CHANGE)} may change when a run is resumed)")
@@ -513,7 +481,7 @@ class Trainer:
         self.device = cfg["device"]
         backend.normalize_device(self.device)           # fails early when cuda is not usable
 
-        self.train_set = build_dataset(cfg, "train")
+        self.train_set = build_dataset(cfg, "train", progress=progress)
         self.val_set = build_dataset(cfg, "val", classes=getattr(self.train_set, "classes", None))
         classes = list(getattr(self.train_set, "classes", None) or [])
         num_classes = getattr(self.train_set, "num_classes", None) or len(classes)
