@@ -279,3 +279,21 @@ def test_predict_into_an_unwritable_folder_is_one_line(capsys, run_a, tmp_path):
     code, _, err = run(capsys, "predict", "--checkpoint", run_a / "last.npz", tmp_path / "scene.png",
                        "--out", tmp_path / "file" / "masks")
     one_line(err, code, 1, "cannot write", "Not a directory")
+
+
+def test_evaluate_and_predict_check_the_size_against_the_model(capsys, tmp_path):
+    out = tmp_path / "vgg"
+    code, _, err = run(capsys, "train", *TINY[2:], "--model", "fcn", "--backbone", "vgg_tiny", "--image-size", "32",
+                       "--out", out)
+    assert code == 0, err
+    code, _, err = run(capsys, "evaluate", "--checkpoint", out / "last.npz", "--image-size", "16")
+    one_line(err, code, 2, "16x16", "vgg_tiny", "32x32")
+    _png(tmp_path / "small.png", 1, size=20)
+    code, stdout, err = run(capsys, "predict", "--checkpoint", out / "last.npz", tmp_path / "small.png",
+                            "--out", tmp_path / "native", "--native")
+    assert code == 1 and "small.png is 20x20, smaller than the 32x32" in err and "Traceback" not in err
+    code, stdout, err = run(capsys, "predict", "--checkpoint", out / "last.npz", tmp_path / "small.png",
+                            "--out", tmp_path / "resized")
+    assert code == 0, err
+    with Image.open(tmp_path / "resized" / "small_labels.png") as im:
+        assert im.size == (20, 20)

@@ -24,25 +24,6 @@ _DESCRIPTIONS = {
 }
 
 
-# the smallest input side each backbone accepts: vgg_tiny halves the image with five 2x2 max
-# pools (no padding), so a side under 32 pixels shrinks to nothing; the ResNets pad every
-# strided conv and pool, so any side works.
-_MIN_INPUT_SIZE = {"vgg_tiny": 32}
-
-
-def min_input_size(name, backbone=None):
-    """The smallest image side (pixels) model ``name`` with ``backbone`` accepts.
-
-    ``create(name, ...).min_input_size`` says the same for a built model; the command line
-    checks ``--image-size`` against it before any work.
-    """
-    if name not in _DESCRIPTIONS:
-        raise ValueError(f"unknown model {name!r}; available models: {', '.join(sorted(_DESCRIPTIONS))}")
-    if backbone is None:
-        backbone = "vgg_tiny" if name == "fcn8s" else "resnet_tiny"
-    return _MIN_INPUT_SIZE.get(backbone, 1)
-
-
 def list_models():
     """``{name: one-line description}`` of every model :func:`create` can build."""
     return dict(sorted(_DESCRIPTIONS.items()))
@@ -134,3 +115,22 @@ def _load_pretrained(backbone, pretrained):
         pretrained = load(pretrained)
     from .convert import load_torch_weights
     load_torch_weights(backbone, pretrained, strict=False)
+
+
+# the smallest input side a model (by name) or a backbone accepts: vgg_tiny halves the image
+# with five 2x2 max pools (no padding), so a side under 32 pixels shrinks to nothing; the
+# ResNets pad every strided conv and pool, so any side works.
+_MIN_INPUT_SIZE = {"vgg_tiny": 32}
+
+
+def min_input_size(name, backbone=None):
+    """The smallest image side (pixels) model ``name`` with ``backbone`` accepts.
+
+    ``create(name, ...).min_input_size`` says the same for a built model; the command line
+    checks ``--image-size`` against it before any work.
+    """
+    if name not in _DESCRIPTIONS:
+        raise ValueError(f"unknown model {name!r}; available models: {', '.join(sorted(_DESCRIPTIONS))}")
+    if backbone is None:
+        backbone = "vgg_tiny" if name == "fcn8s" else "resnet_tiny"
+    return _MIN_INPUT_SIZE.get(name, _MIN_INPUT_SIZE.get(backbone, 1))
