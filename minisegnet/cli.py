@@ -206,9 +206,9 @@ def build_parser():
 
 
 # ----------------------------------------------------------------------------- train
-_TRAIN_KEYS = ("model", "dataset", "data_root", "download", "pets_border", "epochs", "batch_size", "lr", "optimizer", "momentum",
-               "weight_decay", "dice_weight", "image_size", "train_size", "val_size", "device", "seed",
-               "backbone", "output_stride", "aux", "workers")
+_TRAIN_KEYS = ("model", "dataset", "data_root", "download", "pets_border", "epochs", "batch_size", "lr",
+               "optimizer", "momentum", "weight_decay", "dice_weight", "image_size", "train_size", "val_size",
+               "device", "seed", "backbone", "output_stride", "aux", "workers")
 
 
 def cmd_train(args):
@@ -370,9 +370,9 @@ def cmd_predict(args):
     except _USAGE_ERRORS as e:
         return _usage_or_os_error(e, "read")
     try:
-        written, skipped = predict.predict_files(model, config, args.images, args.out, alpha=args.alpha,
-                                                 native=args.native, device=args.device, log=print,
-                                                 warn=lambda line: print(f"minisegnet: warning: {line}", file=sys.stderr))
+        _, skipped = predict.predict_files(model, config, args.images, args.out, alpha=args.alpha,
+                                           native=args.native, device=args.device, log=print,
+                                           warn=lambda line: print(f"minisegnet: warning: {line}", file=sys.stderr))
     except OSError as e:
         return _fail(describe_os_error(e), EXIT_FAILURE)
     if skipped:
@@ -460,7 +460,28 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 
 
 def main(argv=None):
-    """Entry point of the ``minisegnet`` console script; returns the exit status."""
+    """Entry point of the ``minisegnet`` console script; returns the exit status.
+
+    Whatever the command, a closed pipe on stdout (``minisegnet ... | head -1``) ends quietly
+    and any other OS failure is one line on stderr with exit status 1, never a traceback.
+    """
+    try:
+        status = _run(argv)
+        sys.stdout.flush()          # a full disk or closed pipe behind stdout shows up here, not at exit
+        return status
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:         # the reader left: nothing more to say
+        _silence_stdout()
+        return EXIT_FAILURE
+    except OSError as e:
+        _silence_stdout()
+        return _fail(describe_os_error(e, path=e.filename if e.filename is not None else "standard output"),
+                     EXIT_FAILURE)
+
+
+def _run(argv):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -469,20 +490,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    try:
-        status = COMMANDS[args.command](args)
-        sys.stdout.flush()          # a full disk or closed pipe behind stdout shows up here, not at exit
-        return status
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:         # `minisegnet ... | head -1`: the reader left; end quietly
-        _silence_stdout()
-        return EXIT_FAILURE
-    except OSError as e:            # anything else the OS refused: one line, never a traceback
-        _silence_stdout()
-        return _fail(describe_os_error(e, path=e.filename if e.filename is not None else "standard output"),
-                     EXIT_FAILURE)
+    return COMMANDS[args.command](args)
 
 
 def _silence_stdout():

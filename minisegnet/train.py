@@ -67,9 +67,9 @@ from .metrics import ConfusionMatrix
 from .tensor import no_grad
 
 __all__ = ["DEFAULTS", "Trainer", "fit", "evaluate", "make_config", "build_model", "build_dataset",
-           "load_checkpoint", "read_checkpoint", "check_resume", "check_run_folder", "create_run_folder", "TrainingDiverged",
-           "TrainingInterrupted", "ConfigError", "RunFolderError", "RunWriteError", "HISTORY_FIELDS",
-           "RESUME_MAY_CHANGE", "RUN_FILES"]
+           "load_checkpoint", "read_checkpoint", "check_resume", "check_run_folder", "create_run_folder",
+           "TrainingDiverged", "TrainingInterrupted", "ConfigError", "RunFolderError", "RunWriteError",
+           "HISTORY_FIELDS", "RESUME_MAY_CHANGE", "RUN_FILES"]
 
 #: What ``minisegnet train`` uses when given no arguments: DeepLabV3 (tiny ResNet, output
 #: stride 8, auxiliary FCN head on c3) on 64 x 64 Shapes, Adam with the poly schedule,
@@ -213,9 +213,9 @@ def make_config(config=None, **overrides):
     cfg["image_size"] = [int(size[0]), int(size[1])]
     smallest = models.zoo.min_input_size(cfg["model"], cfg["backbone"])
     if min(cfg["image_size"]) < smallest:
+        backbone = f" with backbone {cfg['backbone']}" if cfg["backbone"] else ""
         raise ConfigError(f"image_size {cfg['image_size'][0]}x{cfg['image_size'][1]} is too small for "
-                          f"{cfg['model']}{' with backbone ' + cfg['backbone'] if cfg['backbone'] else ''}: it needs at least "
-                          f"{smallest}x{smallest}")
+                          f"{cfg['model']}{backbone}: it needs at least {smallest}x{smallest}")
     cfg["aux"] = bool(cfg["aux"])
     if cfg["device"] not in ("cpu", "cuda"):
         raise ConfigError(f"device must be 'cpu' or 'cuda', got {cfg['device']!r}")

@@ -127,7 +127,8 @@ def build(name, split, image_size=None, length=None, root=None, download=False, 
     size = tuple(image_size or info.image_size)
     unknown = set(options) - set(info.options)
     if unknown:
-        raise ValueError(f"dataset {name!r} has no option(s) {sorted(unknown)}; it has {sorted(info.options) or 'none'}")
+        raise ValueError(f"dataset {name!r} has no option(s) {sorted(unknown)}; "
+                         f"it has {sorted(info.options) or 'none'}")
     if info.generated:
         return info.factory(split, length=length, image_size=size)
     if root is None:
