@@ -71,7 +71,7 @@ def atomic_write(path, mode="wb", encoding=None, newline=None):
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        if isinstance(e, OSError) and e.filename in (None, tmp):
+        if isinstance(e, OSError) and e.errno is not None and e.filename in (None, tmp):
             e.filename = path                 # name the file the user asked for, not the temporary
         raise
 
