@@ -322,9 +322,9 @@ def check_run_folder(out, resume=None, force=False):
     if not held or force:
         return held
     if resume is not None:
-        home = os.path.dirname(os.path.abspath(os.fspath(resume)))
-        if os.path.isdir(home) and os.path.samefile(home, out):
+        if _is_home(resume, out):
             return held
+        home = os.path.dirname(os.path.abspath(os.fspath(resume)))
         raise RunFolderError(f"{out} already holds another run ({', '.join(held)}); a resumed run continues "
                              f"in its checkpoint's folder {home}: leave out --out, choose a new --out, or "
                              f"replace that run with --force (force=True)")
@@ -340,6 +340,14 @@ def create_run_folder(out):
     except OSError as e:
         raise RunWriteError(describe_os_error(e, "create the run folder", out), e) from None
     return out
+
+
+def _is_home(checkpoint_path, out):
+    """Whether ``out`` is the folder of ``checkpoint_path`` (False for None or a missing folder)."""
+    if checkpoint_path is None or not os.path.isdir(out):
+        return False
+    home = os.path.dirname(os.path.abspath(os.fspath(checkpoint_path)))
+    return os.path.isdir(home) and os.path.samefile(home, out)
 
 
 def load_checkpoint(path, device="cpu"):
@@ -476,7 +484,7 @@ class Trainer:
         self.config = make_config(config, **overrides)
         cfg = self.config
         self.out, self.progress = (os.fspath(out) if out is not None else None), progress
-        self.force, self.resumed_from = bool(force), None
+        self.force, self.resumed_from, self._prepared_out = bool(force), None, None
         self.log = log if log is not None else (lambda line: None)
         self.device = cfg["device"]
         backend.normalize_device(self.device)           # fails early when cuda is not usable
@@ -622,12 +630,17 @@ class Trainer:
                                 e) from None
 
     def _prepare_out(self):
-        """Check the run folder (:func:`check_run_folder`), create it and write config.json."""
-        held = check_run_folder(self.out, resume=self.resumed_from, force=self.force)
-        if self.force and self.resumed_from is None:
-            for name in held + [n for n in FIGURES if os.path.exists(self.path(n))]:
-                self._write(lambda: os.remove(self.path(name)))
+        """Check the run folder (:func:`check_run_folder`), create it and write config.json.
+
+        With ``force``, another run's files are removed first, so that none of them (an old
+        ``best.npz``, say) survives next to the new run's."""
+        if self._prepared_out != self.out:            # a second fit() of this trainer continues its own run
+            held = check_run_folder(self.out, resume=self.resumed_from, force=self.force)
+            if self.force and held and not _is_home(self.resumed_from, self.out):
+                for name in held + [n for n in FIGURES if os.path.exists(self.path(n))]:
+                    self._write(lambda: os.remove(self.path(name)))
         create_run_folder(self.out)
+        self._prepared_out = self.out
 
         def write_config():
             with atomic_write(self.path("config.json"), "w") as f:

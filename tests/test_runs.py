@@ -297,3 +297,27 @@ def test_evaluate_and_predict_check_the_size_against_the_model(capsys, tmp_path)
     assert code == 0, err
     with Image.open(tmp_path / "resized" / "small_labels.png") as im:
         assert im.size == (20, 20)
+
+
+def test_force_on_resume_into_another_run_leaves_none_of_its_files(capsys, run_a, tmp_path):
+    b = tmp_path / "b"
+    code, _, err = run(capsys, "train", *TINY, "--seed", "7", "--out", b)
+    assert code == 0, err
+    (b / "curves.png").write_bytes(b"an old figure")
+    code, _, err = run(capsys, "train", "--resume", run_a / "last.npz", "--out", b, "--epochs", "2", "--force",
+                       "--no-progress", "--no-plots")
+    assert code == 0, err
+    assert not (b / "curves.png").exists()
+    assert checkpoint.load(b / "last.npz")["config"]["seed"] == 0          # A's run, not B's seed 7
+    if (b / "best.npz").exists():                      # only if epoch 2 improved on A's best
+        assert checkpoint.load(b / "best.npz")["config"]["seed"] == 0
+    assert (run_a / "last.npz").exists() and checkpoint.load(run_a / "last.npz")["epoch"] == 1
+
+
+def test_a_second_fit_of_the_same_trainer_continues_its_own_run(tmp_path):
+    trainer = train.Trainer(model="fcn", image_size=16, train_size=8, val_size=4, batch_size=4, epochs=1,
+                            out=tmp_path, progress=False, log=None)
+    trainer.fit()
+    trainer.config["epochs"] = 2
+    trainer.fit()
+    assert [row["epoch"] for row in checkpoint.load(tmp_path / "last.npz")["history"]] == [1, 2]
