@@ -4,16 +4,23 @@
 
     minisegnet train                          DeepLabV3 on Shapes: checkpoints, curves, mIoU table
     minisegnet train --model pspnet --dataset context --epochs 8 --out runs/psp
-    minisegnet train --out runs/psp --resume  continue an interrupted run
+    minisegnet train --out runs/psp --resume  continue an interrupted run (in its own folder)
+    minisegnet train --dataset pets --download   real photos: fetched, checked, unpacked into ./data
     minisegnet evaluate --checkpoint runs/psp/best.npz [--json]
     minisegnet predict --checkpoint runs/psp/best.npz photo.jpg --out masks/
     minisegnet models | datasets              what can be trained, on what
     minisegnet grade [PATH ...]               check the exercises
     minisegnet bench ops|train|zoo [--quick]  run a benchmark script of the repository
 
-A bad argument (unknown model, missing file, a checkpoint of another model, ``--device
-cuda`` without a GPU) prints one line ``minisegnet: error: ...`` on stderr and exits with
-status 2, never a traceback. Ctrl-C during training saves ``last.npz`` and exits with 130.
+The handlers here only parse, call the library (:mod:`minisegnet.train`,
+:mod:`minisegnet.predict`, :mod:`minisegnet.data`) and print. A bad argument (unknown model,
+missing file, a checkpoint of another model, ``--device cuda`` without a GPU, an image size
+below the model's smallest, an ``--out`` that holds another run) prints one line
+``minisegnet: error: ...`` on stderr and exits with status 2, never a traceback. A failure of
+the OS (full disk, file-size limit, permission, a folder that vanished) or of a download is
+one line naming the path and the reason, exit status 1, with the last good checkpoint kept.
+A closed pipe (``| head``) ends quietly. Ctrl-C during training saves ``last.npz`` and exits
+with 130.
 """
 import argparse
 import contextlib
@@ -261,7 +268,7 @@ def cmd_train(args):
 
     if args.plots:
         try:
-            _training_figures(trainer, out)
+            print(f"wrote {', '.join(trainer.save_figures())}")
         except OSError as e:
             return _fail(f"{describe_os_error(e)}; the checkpoints in {out} are complete", EXIT_FAILURE)
     print()
@@ -276,52 +283,15 @@ def _default_out(given):
     return os.path.join("runs", f"{given.get('model', 'deeplabv3')}_{given.get('dataset', 'shapes')}")
 
 
-def _training_figures(trainer, out):
-    """curves.png, predictions.png (val samples) and confusion.png in ``out``."""
-    from . import viz
-    from .tensor import no_grad
-    cfg = trainer.config
-    viz.plot_curves(trainer.path("history.csv"), os.path.join(out, "curves.png"))
-    images, masks = next(iter(trainer.val_loader))
-    images, masks = images[:6] if images.shape[0] > 6 else images, masks[:6] if masks.shape[0] > 6 else masks
-    trainer.model.eval()
-    with no_grad():
-        preds = trainer.model(images)
-    viz.plot_predictions(images, masks, preds, trainer.class_names, os.path.join(out, "predictions.png"),
-                         palette=cfg.get("palette"), max_images=6,
-                         title=f"{cfg['model']} on {cfg['dataset']} (val)")
-    viz.plot_confusion(trainer.confusion, trainer.class_names, os.path.join(out, "confusion.png"))
-    print(f"wrote {', '.join(os.path.join(out, n) for n in ('curves.png', 'predictions.png', 'confusion.png'))}")
-
-
 # ----------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args):
     from . import data, train
     try:
         _require_file(args.checkpoint, "--checkpoint")
-        model, config, _ = train.load_checkpoint(args.checkpoint, device=args.device)
-        config = dict(config)
-        if args.dataset is not None:
-            if args.dataset not in data.list_datasets():
-                raise train.ConfigError(f"unknown dataset {args.dataset!r}; available: "
-                                        f"{', '.join(data.list_datasets())}")
-            if args.dataset != config["dataset"]:
-                config["train_size"] = config["val_size"] = None
-                if args.image_size is None:
-                    config["image_size"] = None
-            config["dataset"] = args.dataset
-        for key in ("data_root", "val_size", "image_size", "download"):
-            if getattr(args, key) is not None:
-                config[key] = getattr(args, key)
-        known = {k: v for k, v in config.items() if k in train.DEFAULTS}
-        cfg = train.make_config(known)
-        dataset = train.build_dataset(cfg, args.split, classes=config.get("class_names"))
-        num_classes = getattr(dataset, "num_classes", None) or len(dataset.classes)
-        if num_classes != config["num_classes"]:
-            raise train.ConfigError(f"checkpoint {args.checkpoint} predicts {config['num_classes']} classes "
-                                    f"but dataset {cfg['dataset']!r} has {num_classes}")
-        loader = data.DataLoader(dataset, batch_size=args.batch_size or cfg["batch_size"], shuffle=False,
-                                 device=args.device)
+        changes = {k: getattr(args, k) for k in ("dataset", "data_root", "val_size", "image_size", "download")
+                   if getattr(args, k) is not None}
+        model, config, cfg, dataset, loader = train.evaluation_setup(
+            args.checkpoint, split=args.split, batch_size=args.batch_size, device=args.device, **changes)
     except data.DownloadError as e:
         return _fail(e, EXIT_FAILURE)
     except _USAGE_ERRORS as e:

@@ -373,6 +373,38 @@ def load_checkpoint(path, device="cpu"):
 
 
 # ----------------------------------------------------------------------------- evaluation
+def evaluation_setup(path, split="val", batch_size=None, device="cpu", **changes):
+    """Everything needed to score the checkpoint ``path`` on a split, checked before any work.
+
+    ``changes`` may set ``dataset`` (another dataset with the same number of classes; its own
+    default sizes then apply), ``data_root``, ``download``, ``val_size`` (images to score) and
+    ``image_size`` (checked against the model's smallest input). Returns
+    ``(model, config, cfg, dataset, loader)``: the model in eval mode, the checkpoint's config,
+    the evaluation's checked config, the dataset and an unshuffled DataLoader over it.
+    """
+    unknown = set(changes) - {"dataset", "data_root", "download", "val_size", "image_size"}
+    if unknown:
+        raise TypeError(f"evaluation_setup: unexpected setting(s) {sorted(unknown)}")
+    model, config, _ = load_checkpoint(path, device=device)
+    merged = dict(config)
+    if changes.get("dataset") is not None:
+        if changes["dataset"] not in data.list_datasets():
+            raise ConfigError(f"unknown dataset {changes['dataset']!r}; available: {', '.join(data.list_datasets())}")
+        if changes["dataset"] != config["dataset"]:
+            merged["train_size"] = merged["val_size"] = None
+            if changes.get("image_size") is None:
+                merged["image_size"] = None
+    merged.update({k: v for k, v in changes.items() if v is not None})
+    cfg = make_config({k: v for k, v in merged.items() if k in DEFAULTS})
+    dataset = build_dataset(cfg, split, classes=config.get("class_names"))
+    num_classes = getattr(dataset, "num_classes", None) or len(dataset.classes)
+    if num_classes != config["num_classes"]:
+        raise ConfigError(f"checkpoint {os.fspath(path)} predicts {config['num_classes']} classes "
+                          f"but dataset {cfg['dataset']!r} has {num_classes}")
+    loader = data.DataLoader(dataset, batch_size=batch_size or cfg["batch_size"], shuffle=False, device=device)
+    return model, config, cfg, dataset, loader
+
+
 def evaluate(model, loader, num_classes, ignore_index=255, progress=False, desc="val"):
     """Run ``model`` over ``loader`` in eval mode without a graph; returns the filled
     :class:`~minisegnet.metrics.ConfusionMatrix` (``.compute()`` gives mIoU, mDice, ...).
@@ -773,6 +805,22 @@ class Trainer:
         raise TrainingInterrupted(
             f"training interrupted at step {self.step} (epoch {self.epoch + 1}); saved {path}. "
             f"Resume with: minisegnet train --out {self.out} --resume", path, self.step)
+
+    def save_figures(self, max_images=6):
+        """``curves.png``, ``predictions.png`` (validation samples) and ``confusion.png`` in the
+        run folder (after :meth:`fit`); returns their paths."""
+        from . import viz
+        cfg, paths = self.config, [self.path(n) for n in FIGURES]
+        viz.plot_curves(self.path("history.csv"), paths[0])
+        images, masks = next(iter(self.val_loader))
+        images, masks = images[:max_images], masks[:max_images]
+        self.model.eval()
+        with no_grad():
+            preds = self.model(images)
+        viz.plot_predictions(images, masks, preds, self.class_names, paths[1], palette=cfg.get("palette"),
+                             max_images=max_images, title=f"{cfg['model']} on {cfg['dataset']} (val)")
+        viz.plot_confusion(self.confusion, self.class_names, paths[2])
+        return paths
 
     def write_history(self):
         """Write ``history.csv`` (one row per finished epoch) into the output folder."""
