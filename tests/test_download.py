@@ -281,6 +281,27 @@ def test_extract_refuses_absolute_paths_and_links_out(tmp_path, members, message
     assert not (tmp_path / "target").exists()
 
 
+def test_a_full_disk_while_extracting_leaves_no_half_dataset(tmp_path, monkeypatch):
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(_tar({"images/a.jpg": b"1", "images/b.jpg": b"2"}, gz=False))
+    real, calls = tarfile.TarFile.extract, []
+
+    def extract(self, member, *args, **kwargs):
+        calls.append(member)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(self, member, *args, **kwargs)
+    monkeypatch.setattr(tarfile.TarFile, "extract", extract)
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(OSError, match="No space left"):
+        download.extract(str(archive), str(target))
+    assert os.listdir(target) == []                           # no images/ with one file, no staging folder
+    monkeypatch.undo()
+    download.extract(str(archive), str(target))
+    assert sorted(os.listdir(target / "images")) == ["a.jpg", "b.jpg"]
+
+
 def test_a_download_cut_short_resumes_with_a_range_request(serve, tmp_path):
     body = os.urandom(300_000)
     files = {"big.tar": body}

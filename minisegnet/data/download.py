@@ -13,7 +13,9 @@ name, its MD5 checksum and the URLs that serve it). :func:`fetch_archive` gets o
    or tampered download is reported as a checksum mismatch and deleted;
 4. :func:`extract` unpacks the archive only after checking every member: a member whose
    path is absolute, climbs out with ``..``, or is a link pointing outside the target folder
-   (or a device file) is refused and nothing is extracted.
+   (or a device file) is refused and nothing is extracted. The members go to a hidden
+   folder first and are moved into place only when all of them are out, so a full disk
+   half-way leaves no half-unpacked dataset that a later run would take for a whole one.
 
 When no URL can be reached the error is one line that says so (offline?) and lists what each
 URL answered. Nothing here runs unless ``download=True`` / ``--download`` asks for it.
@@ -21,6 +23,7 @@ URL answered. Nothing here runs unless ``download=True`` / ``--download`` asks f
 import hashlib
 import http.client
 import os
+import shutil
 import tarfile
 import urllib.error
 import urllib.request
@@ -179,17 +182,32 @@ def _check_member(member, target, archive_name):
 def extract(path, target):
     """Unpack the tar archive ``path`` into ``target`` after checking every member (see the module text)."""
     name = os.path.basename(path)
+    staging = os.path.join(target, f".extracting-{name}")
     try:
         with tarfile.open(path) as tar:
             members = tar.getmembers()
             for member in members:
                 _check_member(member, target, name)
-            os.makedirs(target, exist_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+            os.makedirs(staging)
             for member in members:
-                tar.extract(member, target, set_attrs=False, **_filter())
+                tar.extract(member, staging, set_attrs=False, **_filter())
+        _move_into(staging, target)
     except (tarfile.TarError, EOFError) as e:
         raise DownloadError(f"cannot extract {path}: {e}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _move_into(source, target):
+    """Move every entry of folder ``source`` into ``target``, merging folders that exist in both."""
+    for entry in os.listdir(source):
+        src, dst = os.path.join(source, entry), os.path.join(target, entry)
+        if os.path.isdir(src) and not os.path.islink(src) and os.path.isdir(dst):
+            _move_into(src, dst)
+        else:
+            os.replace(src, dst)
 
 
 def _filter():
