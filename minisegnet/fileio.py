@@ -58,8 +58,9 @@ def atomic_write(path, mode="wb", encoding=None, newline=None):
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     except OSError as e:
-        if e.filename is None or e.filename != path:
-            e.filename = path if e.errno not in (errno.ENOENT, errno.ENOTDIR) else folder
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            e.strerror = f"{e.strerror or 'No such file or directory'} (the folder {folder} is missing)"
+        e.filename = path
         raise
     try:
         os.fchmod(fd, file_mode())

@@ -321,3 +321,18 @@ def test_a_second_fit_of_the_same_trainer_continues_its_own_run(tmp_path):
     trainer.config["epochs"] = 2
     trainer.fit()
     assert [row["epoch"] for row in checkpoint.load(tmp_path / "last.npz")["history"]] == [1, 2]
+
+
+def test_run_folder_removed_mid_run_is_one_line(capsys, tmp_path, monkeypatch):
+    import shutil
+    out, calls, real_evaluate = tmp_path / "gone", [], train.evaluate
+
+    def evaluate(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:                      # validation of epoch 2: someone deletes the folder
+            shutil.rmtree(out)
+        return real_evaluate(*args, **kwargs)
+    monkeypatch.setattr(train, "evaluate", evaluate)
+    code, _, err = run(capsys, "train", *TINY, "--epochs", "2", "--out", out)
+    one_line(err, code, 1, out / "last.npz", "No such file or directory", f"the folder {out} is missing",
+             "no checkpoint was saved")
