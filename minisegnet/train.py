@@ -301,7 +301,8 @@ def check_resume(saved, config, path="checkpoint"):
     if "num_classes" in saved and "num_classes" in config:
         keys.append("num_classes")
     for key in keys:          # a key older checkpoints lack counts as its default
-        if _normalised(key, saved.get(key, DEFAULTS.get(key))) != _normalised(key, config.get(key, DEFAULTS.get(key))):
+        before, now = saved.get(key, DEFAULTS.get(key)), config.get(key, DEFAULTS.get(key))
+        if _normalised(key, before) != _normalised(key, now):
             raise ConfigError(f"cannot resume from {path}: it was trained with {key}={saved.get(key)!r}, "
                               f"this run has {key}={config.get(key)!r} (only "
                               f"{', '.join(RESUME_MAY_CHANGE)} may change when a run is resumed)")
@@ -389,7 +390,8 @@ def evaluation_setup(path, split="val", batch_size=None, device="cpu", **changes
     merged = dict(config)
     if changes.get("dataset") is not None:
         if changes["dataset"] not in data.list_datasets():
-            raise ConfigError(f"unknown dataset {changes['dataset']!r}; available: {', '.join(data.list_datasets())}")
+            raise ConfigError(f"unknown dataset {changes['dataset']!r}; available: "
+                              f"{', '.join(data.list_datasets())}")
         if changes["dataset"] != config["dataset"]:
             merged["train_size"] = merged["val_size"] = None
             if changes.get("image_size") is None:

@@ -210,7 +210,8 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path):
             raise RuntimeError("stopped half-way")
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["report.json"]
     error = OSError(errno.EFBIG, "File too large", str(target))
-    assert fileio.describe_os_error(error) == f"cannot write {target}: File too large (the file-size limit, `ulimit -f`, was reached)"
+    assert fileio.describe_os_error(error) == \
+        f"cannot write {target}: File too large (the file-size limit, `ulimit -f`, was reached)"
 
 
 # ----------------------------------------------------------------------------- image size
