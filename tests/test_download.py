@@ -212,7 +212,7 @@ def test_pets_download_in_torchvision_layout_and_trimap_labels(serve, monkeypatc
     np.testing.assert_array_equal(mask, expected)
     with_border = OxfordIIITPet(tmp_path, split="val", border="class", download=True, progress=False)
     np.testing.assert_array_equal(with_border[1][1], np.where(TRIMAP == 1, 1, np.where(TRIMAP == 2, 0, 2)))
-    assert with_border.classes == ("background", "pet", "border")
+    assert with_border.classes == ("background", "pet", "border") and len(with_border.palette) == 3
     assert len(server.requests) == 2                          # already there: nothing fetched twice
 
 
@@ -224,6 +224,9 @@ def test_voc_download_through_the_mirror_variable(serve, monkeypatch, tmp_path):
     ds = VOCSegmentation(tmp_path, split="train", download=True, progress=False)
     image, mask = ds[0]
     assert image.shape == (3, 6, 8) and set(np.unique(mask)) == {0, 15, 255}
+    # the devkit's colours (VOCdevkit labelcolormap): aeroplane dark red, person pink
+    assert ds.palette[1].tolist() == [128, 0, 0] and ds.palette[15].tolist() == [192, 128, 128]
+    assert ds.palette[20].tolist() == [0, 64, 128]
     assert os.path.isdir(tmp_path / "VOCdevkit" / "VOC2012" / "JPEGImages")
 
 

@@ -15,8 +15,8 @@ from typing import Callable
 from .context import ContextStrips
 from .shapes import Shapes
 from .transforms import Compose, RandomCrop, RandomHorizontalFlip, RandomResize, Resize
-from .voc import (PET_ARCHIVES, PET_CLASSES, VOC_ARCHIVES, VOC_CLASSES, OxfordIIITPet, SegmentationFolder,
-                  VOCSegmentation)
+from .voc import (PET_ARCHIVES, PET_CLASSES, PET_PALETTE, VOC_ARCHIVES, VOC_CLASSES, VOC_PALETTE, OxfordIIITPet,
+                  SegmentationFolder, VOCSegmentation)
 
 __all__ = ["DatasetInfo", "DATASETS", "dataset_info", "build", "default_data_root", "DATA_ENV"]
 
@@ -68,11 +68,12 @@ DATASETS = {info.name: info for info in (
                 palette=tuple(map(tuple, ContextStrips.palette.tolist()))),
     DatasetInfo("voc", "Pascal VOC 2012 (21 classes): --data-root DIR you have, or --download (2 GB)",
                 lambda split, **kw: VOCSegmentation(split=split, **kw), (128, 128), classes=VOC_CLASSES,
-                archives=VOC_ARCHIVES),
+                palette=tuple(map(tuple, VOC_PALETTE.tolist())), archives=VOC_ARCHIVES),
     DatasetInfo("pets", "Oxford-IIIT Pet trimaps: background, pet (border ignored, or a class with "
                 "--pets-border class); --download (800 MB) or --data-root DIR",
                 lambda split, **kw: OxfordIIITPet(split=split, **kw), (128, 128), classes=PET_CLASSES,
-                archives=PET_ARCHIVES, options={"border": "ignore"}),
+                palette=tuple(map(tuple, PET_PALETTE[:2].tolist())), archives=PET_ARCHIVES,
+                options={"border": "ignore"}),
     DatasetInfo("folder", "any images + masks folders (--data-root DIR with DIR/{train,val}/{images,masks})",
                 lambda split, **kw: SegmentationFolder(**kw), (128, 128)),
 )}

@@ -23,7 +23,7 @@ from .download import Archive, download_and_extract
 
 __all__ = ["VOCSegmentation", "OxfordIIITPet", "SegmentationFolder", "VOC_CLASSES", "PET_CLASSES",
            "PET_CLASSES_WITH_BORDER", "PET_TRIMAP_MAPPING", "PET_TRIMAP_MAPPING_WITH_BORDER", "VOC_ARCHIVES",
-           "PET_ARCHIVES", "load_image", "load_mask"]
+           "PET_ARCHIVES", "PET_PALETTE", "VOC_PALETTE", "voc_colormap", "load_image", "load_mask"]
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
                "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
@@ -33,6 +33,8 @@ VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 #: 3 = the uncertain border. Map them to 0 background, 1 pet and ignore the border:
 #: ``SegmentationFolder(images, trimaps, classes=PET_CLASSES, mask_mapping=PET_TRIMAP_MAPPING)``.
 PET_TRIMAP_MAPPING = {1: 1, 2: 0, 3: 255}
+#: Colours of background, pet and border in pictures.
+PET_PALETTE = np.array([[0, 0, 0], [255, 140, 0], [200, 200, 200]], dtype=np.uint8)
 PET_CLASSES = ("background", "pet")
 #: The same with the border kept as a third class.
 PET_TRIMAP_MAPPING_WITH_BORDER = {1: 1, 2: 0, 3: 2}
@@ -52,6 +54,24 @@ PET_ARCHIVES = (
 )
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def voc_colormap(n=256):
+    """The Pascal VOC colour of labels 0..n-1, (n, 3) uint8: the devkit's ``labelcolormap``.
+
+    The bits of the label are dealt out to red, green and blue in turn, from the most
+    significant bit of each colour down: 1 -> (128, 0, 0), 2 -> (0, 128, 0), 15 -> (192, 128, 128).
+    """
+    labels = np.arange(n)
+    colours = np.zeros((n, 3), dtype=np.int64)
+    for shift in range(8):
+        for channel in range(3):
+            colours[:, channel] |= ((labels >> (3 * shift + channel)) & 1) << (7 - shift)
+    return colours.astype(np.uint8)
+
+
+#: The 21 VOC class colours (the ones VOC's own palette PNGs show).
+VOC_PALETTE = voc_colormap(21)
 
 
 def _require(path, kind):
@@ -182,6 +202,7 @@ class VOCSegmentation(_MaskDataset):
         for path in (self.images[0], self.masks[0]):   # a wrong root fails here, not mid-epoch
             _require(path, "file")
         self.classes = VOC_CLASSES
+        self.palette = VOC_PALETTE
 
     def __repr__(self):
         return f"VOCSegmentation(root={self.root!r}, split={self.split!r}, images={len(self)})"
@@ -235,6 +256,7 @@ class OxfordIIITPet(_MaskDataset):
         for path in (self.images[0], self.masks[0]):   # a wrong root fails here, not mid-epoch
             _require(path, "file")
         self.classes = PET_CLASSES if border == "ignore" else PET_CLASSES_WITH_BORDER
+        self.palette = PET_PALETTE[:len(self.classes)]
 
     def __repr__(self):
         return f"OxfordIIITPet(root={self.root!r}, split={self.split!r}, images={len(self)}, border={self.border!r})"
