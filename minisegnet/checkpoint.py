@@ -6,18 +6,19 @@ them, None) are stored as JSON in one extra entry, so nothing ever needs pickle:
 files are read with ``allow_pickle=False`` and a checkpoint cannot run code when it is
 loaded.
 
-Writing is atomic: the data goes to a temporary file in the same folder, which is then
-renamed over the target (``os.replace`` is atomic on one file system). A crash or an
-error half-way leaves the previous checkpoint intact and no temporary file behind.
+Writing is atomic (:func:`minisegnet.fileio.atomic_write`): the data goes to a temporary
+file in the same folder, which is then renamed over the target (``os.replace`` is atomic on
+one file system). A crash, a full disk or a file-size limit half-way leaves the previous
+checkpoint intact and no temporary file behind; the OSError names the checkpoint.
 """
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from . import backend
+from .fileio import atomic_write
 from .tensor import Tensor
 
 _META_KEY = "__minisegnet_meta__"
@@ -58,20 +59,8 @@ def save(state, path):
     arrays, meta = {}, {}
     _flatten(state, "", arrays, meta)
     arrays[_META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"save: folder {folder!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, "wb") as f:        # a missing folder: FileNotFoundError naming it
+        np.savez(f, **arrays)
     return path
 
 
@@ -90,13 +79,19 @@ def load(path):
     """Read a checkpoint written by :func:`save`; returns the same nested dict with NumPy arrays.
 
     A missing, truncated, corrupt or foreign file raises :class:`CheckpointError` (or
-    FileNotFoundError) naming the path.
+    FileNotFoundError) naming the path; a file that cannot be opened (no permission, a
+    read error) raises the ``OSError`` itself, so it is reported as what it is.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        stream = open(path, "rb")
+    except OSError as e:
+        e.filename = path
+        raise
+    try:
+        with stream, np.load(stream, allow_pickle=False) as data:
             if _META_KEY not in data.files:
                 raise CheckpointError(f"{path!r} is an .npz file but not a minisegnet checkpoint "
                                       "(it has no metadata entry)")
@@ -104,7 +99,13 @@ def load(path):
             arrays = {k: data[k] for k in data.files if k != _META_KEY}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
+    except OSError as e:
+        if e.errno is not None:               # a real OS failure (EIO, ...), not a bad format
+            e.filename = e.filename or path
+            raise
+        raise CheckpointError(f"cannot read checkpoint {path!r}: the file is truncated, corrupt or "
+                              f"not an .npz file ({type(e).__name__}: {e})") from None
+    except (zipfile.BadZipFile, ValueError, EOFError, KeyError) as e:
         raise CheckpointError(f"cannot read checkpoint {path!r}: the file is truncated, corrupt or "
                               f"not an .npz file ({type(e).__name__}: {e})") from None
     return _unflatten(meta, arrays, "")

@@ -4,18 +4,27 @@
 
     minisegnet train                          DeepLabV3 on Shapes: checkpoints, curves, mIoU table
     minisegnet train --model pspnet --dataset context --epochs 8 --out runs/psp
-    minisegnet train --out runs/psp --resume  continue an interrupted run
+    minisegnet train --out runs/psp --resume  continue an interrupted run (in its own folder)
+    minisegnet train --dataset pets --download   real photos: fetched, checked, unpacked into ./data
     minisegnet evaluate --checkpoint runs/psp/best.npz [--json]
     minisegnet predict --checkpoint runs/psp/best.npz photo.jpg --out masks/
     minisegnet models | datasets              what can be trained, on what
     minisegnet grade [PATH ...]               check the exercises
     minisegnet bench ops|train|zoo [--quick]  run a benchmark script of the repository
 
-A bad argument (unknown model, missing file, a checkpoint of another model, ``--device
-cuda`` without a GPU) prints one line ``minisegnet: error: ...`` on stderr and exits with
-status 2, never a traceback. Ctrl-C during training saves ``last.npz`` and exits with 130.
+The handlers here only parse, call the library (:mod:`minisegnet.train`,
+:mod:`minisegnet.predict`, :mod:`minisegnet.data`) and print. A bad argument (unknown model,
+missing file, a checkpoint of another model, ``--device cuda`` without a GPU, an image size
+below the model's smallest, an ``--out`` that holds another run) prints one line
+``minisegnet: error: ...`` on stderr and exits with status 2, never a traceback. A failure of
+the OS (full disk, file-size limit, permission, a folder that vanished) or of a download is
+one line naming the path and the reason, exit status 1, with the last good checkpoint kept.
+A closed pipe (``| head``) ends quietly. Ctrl-C during training saves ``last.npz`` and exits
+with 130.
 """
 import argparse
+import contextlib
+import errno
 import json
 import os
 import runpy
@@ -24,18 +33,11 @@ import sys
 import numpy as np
 
 from . import __version__
+from .fileio import describe_os_error
 
+EXIT_FAILURE = 1                # the OS failed us (full disk, permission, ...) or training diverged
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-DATASET_DESCRIPTIONS = {
-    "shapes": "generated circles, squares and triangles on textured backgrounds (4 classes)",
-    "context": "generated tall strips: a blob is a boat or a car only by the water/road band far below (5 classes)",
-    "context_control": "the context strips with boats and cars shaped differently: local appearance suffices",
-    "voc": "Pascal VOC 2012 from a folder you have (--data-root VOC2012), 21 classes",
-    "folder": "any images + masks folders (--data-root DIR with DIR/{train,val}/{images,masks})",
-}
-
 
 class UsageError(Exception):
     """A bad command line: printed as one line, exit status 2."""
@@ -52,6 +54,20 @@ def _fail(message, status=EXIT_USAGE):
     text = " ".join(str(message).split())         # one line, whatever the message held
     print(f"minisegnet: error: {text}", file=sys.stderr)
     return status
+
+
+# what a bad argument raises before any work (ConfigError and CheckpointError are ValueErrors)
+_USAGE_ERRORS = (OSError, ValueError, TypeError, RuntimeError)
+
+
+def _usage_or_os_error(error, action):
+    """A bad argument exits 2 with its message; an OS failure (errno set) exits 1 with
+    ``cannot <action> PATH: reason``."""
+    if isinstance(error, OSError) and error.errno is not None:
+        if error.errno in (errno.ENOSPC, errno.EFBIG, errno.EROFS):
+            action = "write"
+        return _fail(describe_os_error(error, action), EXIT_FAILURE)
+    return _fail(error)
 
 
 def _image_size(text):
@@ -107,6 +123,7 @@ def _nonnegative_float(text):
 
 # ----------------------------------------------------------------------------- the parser
 def build_parser():
+    from .predict import DEFAULT_ALPHA as PREDICT_ALPHA
     from .train import _GENERATED_SIZES as G, DEFAULTS as D
     parser = _Parser(prog="minisegnet",
                      description="Learn semantic segmentation by building it: train, evaluate and run "
@@ -119,7 +136,14 @@ def build_parser():
                                    "curves.png, predictions.png and confusion.png to --out.")
     t.add_argument("--model", help="model name (see `minisegnet models`; default deeplabv3)")
     t.add_argument("--dataset", help="dataset name (see `minisegnet datasets`; default shapes)")
-    t.add_argument("--data-root", dest="data_root", metavar="DIR", help="folder of a 'voc' or 'folder' dataset")
+    t.add_argument("--data-root", dest="data_root", metavar="DIR",
+                   help="folder of a 'voc', 'pets' or 'folder' dataset (with --download: where it goes, "
+                        "default $MINISEGNET_DATA or ./data)")
+    t.add_argument("--download", action="store_true", default=None,
+                   help="fetch a real dataset ('voc', 'pets') first: official archives, MD5-checked; mirrors "
+                        "from $MINISEGNET_DATASET_MIRROR first")
+    t.add_argument("--pets-border", dest="pets_border", choices=("ignore", "class"),
+                   help="the pets trimaps' border: ignored in loss and metrics (default) or a third class")
     t.add_argument("--epochs", type=_positive_int, help=f"passes over the training set (default {D['epochs']})")
     t.add_argument("--batch-size", dest="batch_size", type=_positive_int,
                    help=f"images per step (default {D['batch_size']})")
@@ -139,7 +163,9 @@ def build_parser():
     t.add_argument("--device", choices=("cpu", "cuda"), help="(default cpu)")
     t.add_argument("--out", metavar="DIR", help="output folder (default runs/MODEL_DATASET)")
     t.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
-                   help="continue from CHECKPOINT (default OUT/last.npz)")
+                   help="continue from CHECKPOINT (default OUT/last.npz), writing into its folder")
+    t.add_argument("--force", action="store_true",
+                   help="replace the run that --out already holds (default: refuse)")
     t.add_argument("--seed", type=_nonnegative_int,
                    help=f"seed of the initialisation, dropout and data order (default {D['seed']})")
     t.add_argument("--backbone", help="resnet_tiny (default), resnet18, resnet34, vgg_tiny")
@@ -154,6 +180,7 @@ def build_parser():
     e.add_argument("--checkpoint", required=True, metavar="PATH")
     e.add_argument("--dataset", help="dataset (default: the one it was trained on)")
     e.add_argument("--data-root", dest="data_root", metavar="DIR")
+    e.add_argument("--download", action="store_true", default=None, help="fetch a real dataset first")
     e.add_argument("--split", default="val", choices=("train", "val", "test"))
     e.add_argument("--val-size", dest="val_size", type=_positive_int, help="number of images to score")
     e.add_argument("--image-size", dest="image_size", type=_image_size, metavar="N|HxW")
@@ -167,7 +194,8 @@ def build_parser():
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--native", action="store_true",
                    help="run at the image's own size (default: resize to the training size)")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 1)")
+    p.add_argument("--alpha", type=float, default=PREDICT_ALPHA,
+                   help="opacity of the colours in *_overlay.png, 0 to 1 (default %(default)s)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
 
     sub.add_parser("models", help="list the models")
@@ -187,47 +215,42 @@ def build_parser():
 
 
 # ----------------------------------------------------------------------------- train
-_TRAIN_KEYS = ("model", "dataset", "data_root", "epochs", "batch_size", "lr", "optimizer", "momentum",
-               "weight_decay", "dice_weight", "label_smoothing", "image_size", "train_size", "val_size", "device", "seed",
-               "backbone", "output_stride", "aux", "workers")
-# settings a resumed run may change; the others must match the checkpoint
-_RESUME_MAY_CHANGE = ("epochs", "device", "workers")
+_TRAIN_KEYS = ("model", "dataset", "data_root", "download", "pets_border", "epochs", "batch_size", "lr",
+               "optimizer", "momentum", "weight_decay", "dice_weight", "label_smoothing", "image_size",
+               "train_size", "val_size", "device", "seed", "backbone", "output_stride", "aux", "workers")
 
 
 def cmd_train(args):
-    from . import checkpoint, train
+    from . import data, train
     given = {k: getattr(args, k) for k in _TRAIN_KEYS if getattr(args, k) is not None}
+    created = None
     try:
-        state, resume_path = None, None
         if args.resume is not None:
             if args.resume is True:
                 out = args.out or _default_out(given)
                 resume_path = os.path.join(out, "last.npz")
             else:
-                resume_path = args.resume
-                out = args.out or os.path.dirname(os.path.abspath(resume_path))
+                resume_path, out = args.resume, args.out
             if not os.path.isfile(resume_path):
                 raise FileNotFoundError(f"--resume: checkpoint not found: {resume_path}")
-            state = checkpoint.load(resume_path)
-            if not isinstance(state, dict) or state.get("format") != train.CHECKPOINT_FORMAT:
-                raise checkpoint.CheckpointError(f"--resume: {resume_path} is not a training checkpoint")
-            config = {k: v for k, v in state["config"].items()}
-            for key, value in given.items():
-                if key in _RESUME_MAY_CHANGE:
-                    config[key] = value
-                elif _normalised(key, value) != _normalised(key, config.get(key)):
-                    raise train.ConfigError(f"--resume: {resume_path} was trained with "
-                                            f"{key}={config.get(key)!r}; cannot continue it with {key}={value!r}")
-        else:
-            config = given
-            out = args.out or _default_out(given)
-        trainer = train.Trainer(config, out=out, progress=args.progress, log=print)
-        if state is not None:
-            trainer.load_state_dict(state, path=resume_path)
+            trainer = train.Trainer.from_checkpoint(resume_path, out=out, progress=args.progress, log=print,
+                                                    force=args.force, **given)
+            out = trainer.out
             print(f"resuming {resume_path} at epoch {trainer.epoch + 1}, step {trainer.step}")
-    except (train.ConfigError, checkpoint.CheckpointError, FileNotFoundError, NotADirectoryError,
-            ValueError, TypeError, RuntimeError) as e:
-        return _fail(e)
+        else:
+            out = args.out or _default_out(given)
+            config = train.make_config(given)             # bad settings fail before any work
+            train.check_run_folder(out, force=args.force)
+            created = None if os.path.isdir(out) else out
+            train.create_run_folder(out)                  # an unwritable --out fails before any work
+            trainer = train.Trainer(config, out=out, progress=args.progress, log=print, force=args.force)
+    except (train.RunWriteError, data.DownloadError) as e:
+        return _fail(e, EXIT_FAILURE)
+    except _USAGE_ERRORS as e:
+        if created is not None:                           # leave no empty folder behind a bad argument
+            with contextlib.suppress(OSError):
+                os.rmdir(created)
+        return _usage_or_os_error(e, "read")
 
     cfg = trainer.config
     print(f"training {cfg['model']} ({trainer.model.__class__.__name__}, "
@@ -240,11 +263,16 @@ def cmd_train(args):
     except train.TrainingInterrupted as e:
         print(f"\n{e}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except train.TrainingDiverged as e:
-        return _fail(e, status=1)
+    except (train.TrainingDiverged, train.RunWriteError) as e:
+        return _fail(e, status=EXIT_FAILURE)
+    except train.RunFolderError as e:
+        return _fail(e)
 
     if args.plots:
-        _training_figures(trainer, out)
+        try:
+            print(f"wrote {', '.join(trainer.save_figures())}")
+        except OSError as e:
+            return _fail(f"{describe_os_error(e)}; the checkpoints in {out} are complete", EXIT_FAILURE)
     print()
     print(trainer.confusion.table(trainer.class_names))
     scores = trainer.confusion.compute()
@@ -253,65 +281,23 @@ def cmd_train(args):
     return 0
 
 
-def _normalised(key, value):
-    if key == "image_size" and isinstance(value, (int, np.integer)):
-        return [int(value), int(value)]
-    return list(value) if isinstance(value, tuple) else value
-
-
 def _default_out(given):
     return os.path.join("runs", f"{given.get('model', 'deeplabv3')}_{given.get('dataset', 'shapes')}")
 
 
-def _training_figures(trainer, out):
-    """curves.png, predictions.png (val samples) and confusion.png in ``out``."""
-    from . import viz
-    from .tensor import no_grad
-    cfg = trainer.config
-    viz.plot_curves(trainer.path("history.csv"), os.path.join(out, "curves.png"))
-    images, masks = next(iter(trainer.val_loader))
-    images, masks = images[:6] if images.shape[0] > 6 else images, masks[:6] if masks.shape[0] > 6 else masks
-    trainer.model.eval()
-    with no_grad():
-        preds = trainer.model(images)
-    viz.plot_predictions(images, masks, preds, trainer.class_names, os.path.join(out, "predictions.png"),
-                         palette=cfg.get("palette"), max_images=6,
-                         title=f"{cfg['model']} on {cfg['dataset']} (val)")
-    viz.plot_confusion(trainer.confusion, trainer.class_names, os.path.join(out, "confusion.png"))
-    print(f"wrote {', '.join(os.path.join(out, n) for n in ('curves.png', 'predictions.png', 'confusion.png'))}")
-
-
 # ----------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args):
-    from . import checkpoint, data, train
+    from . import data, train
     try:
         _require_file(args.checkpoint, "--checkpoint")
-        model, config, _ = train.load_checkpoint(args.checkpoint, device=args.device)
-        config = dict(config)
-        if args.dataset is not None:
-            if args.dataset not in data.list_datasets():
-                raise train.ConfigError(f"unknown dataset {args.dataset!r}; available: "
-                                        f"{', '.join(data.list_datasets())}")
-            if args.dataset != config["dataset"]:
-                config["train_size"] = config["val_size"] = None
-                if args.image_size is None:
-                    config["image_size"] = None
-            config["dataset"] = args.dataset
-        for key in ("data_root", "val_size", "image_size"):
-            if getattr(args, key) is not None:
-                config[key] = getattr(args, key)
-        known = {k: v for k, v in config.items() if k in train.DEFAULTS}
-        cfg = train.make_config(known)
-        dataset = train.build_dataset(cfg, args.split, classes=config.get("class_names"))
-        num_classes = getattr(dataset, "num_classes", None) or len(dataset.classes)
-        if num_classes != config["num_classes"]:
-            raise train.ConfigError(f"checkpoint {args.checkpoint} predicts {config['num_classes']} classes "
-                                    f"but dataset {cfg['dataset']!r} has {num_classes}")
-        loader = data.DataLoader(dataset, batch_size=args.batch_size or cfg["batch_size"], shuffle=False,
-                                 device=args.device)
-    except (train.ConfigError, checkpoint.CheckpointError, FileNotFoundError, NotADirectoryError,
-            ValueError, TypeError, RuntimeError) as e:
-        return _fail(e)
+        changes = {k: getattr(args, k) for k in ("dataset", "data_root", "val_size", "image_size", "download")
+                   if getattr(args, k) is not None}
+        model, config, cfg, dataset, loader = train.evaluation_setup(
+            args.checkpoint, split=args.split, batch_size=args.batch_size, device=args.device, **changes)
+    except data.DownloadError as e:
+        return _fail(e, EXIT_FAILURE)
+    except _USAGE_ERRORS as e:
+        return _usage_or_os_error(e, "read")
     cm = train.evaluate(model, loader, config["num_classes"], cfg["ignore_index"], progress=not args.json)
     scores = cm.compute()
     names = list(config.get("class_names") or range(config["num_classes"]))
@@ -343,65 +329,27 @@ def _require_file(path, what):
 
 # ----------------------------------------------------------------------------- predict
 def cmd_predict(args):
-    from . import checkpoint, train
+    from . import predict, train
     try:
         _require_file(args.checkpoint, "--checkpoint")
         for path in args.images:
             _require_file(path, "IMAGE")
         if not 0 <= args.alpha <= 1:
             raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}")
-        model, config, _ = train.load_checkpoint(args.checkpoint, device=args.device)
-        images = [_read_image(path) for path in args.images]
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise NotADirectoryError(f"--out: {args.out} exists and is not a folder")
-        os.makedirs(args.out, exist_ok=True)
-    except (train.ConfigError, checkpoint.CheckpointError, FileNotFoundError, NotADirectoryError,
-            ValueError, TypeError, RuntimeError) as e:
-        return _fail(e)
-    from PIL import Image
-    from . import viz
-    palette = config.get("palette")
-    if palette is None:
-        palette = viz.make_palette(config["num_classes"])
-    palette = np.asarray(palette, dtype=np.uint8)
-    for path, image in zip(args.images, images):
-        labels = predict_image(model, image, None if args.native else tuple(config["image_size"]), args.device)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        Image.fromarray(labels.astype(np.uint8)).save(os.path.join(args.out, f"{stem}_labels.png"))
-        Image.fromarray(viz.colorize(labels, palette)).save(os.path.join(args.out, f"{stem}_mask.png"))
-        Image.fromarray(viz.overlay(image, labels, alpha=args.alpha, palette=palette)).save(
-            os.path.join(args.out, f"{stem}_overlay.png"))
-        present = ", ".join(f"{config['class_names'][k]} {100 * np.mean(labels == k):.0f}%"
-                            for k in np.unique(labels) if k < len(config["class_names"]))
-        print(f"{path}: {stem}_mask.png, {stem}_overlay.png ({present})")
-    return 0
-
-
-def _read_image(path):
-    """An image file as float32 (3, H, W) in [0, 1] (RGB; alpha and palettes converted)."""
-    from PIL import Image, UnidentifiedImageError
+        model, config, _ = train.load_checkpoint(args.checkpoint, device=args.device)
+    except _USAGE_ERRORS as e:
+        return _usage_or_os_error(e, "read")
     try:
-        with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from None
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
-
-
-def predict_image(model, image, size, device="cpu"):
-    """Labels (H, W) for one image (3, H, W) in [0, 1]; run at ``size`` (H', W') if given, with
-    the class scores resized back to the image before the argmax."""
-    from . import functional as F
-    from .data.transforms import resize_bilinear
-    from .tensor import no_grad, tensor
-    H, W = image.shape[1:]
-    x = image if size is None or tuple(size) == (H, W) else resize_bilinear(image, tuple(size))
-    model.eval()
-    with no_grad():
-        logits = model(tensor(x[None], device=device))
-        if tuple(logits.shape[2:]) != (H, W):
-            logits = F.interpolate(logits, size=(H, W), mode="bilinear", align_corners=False)
-        return np.asarray(F.argmax(logits, dim=1).numpy()[0])
+        _, skipped = predict.predict_files(model, config, args.images, args.out, alpha=args.alpha,
+                                           native=args.native, device=args.device, log=print,
+                                           warn=lambda line: print(f"minisegnet: warning: {line}", file=sys.stderr))
+    except OSError as e:
+        return _fail(describe_os_error(e), EXIT_FAILURE)
+    if skipped:
+        return _fail(f"{len(skipped)} of {len(args.images)} images were skipped (see above)", EXIT_FAILURE)
+    return 0
 
 
 # ----------------------------------------------------------------------------- listings
@@ -421,7 +369,7 @@ def cmd_datasets(args):
     names = data.list_datasets()
     width = max(len(n) for n in names)
     for name in names:
-        print(f"{name:<{width}}  {DATASET_DESCRIPTIONS.get(name, '')}")
+        print(f"{name:<{width}}  {data.dataset_info(name).description}")
     return 0
 
 
@@ -484,7 +432,28 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 
 
 def main(argv=None):
-    """Entry point of the ``minisegnet`` console script; returns the exit status."""
+    """Entry point of the ``minisegnet`` console script; returns the exit status.
+
+    Whatever the command, a closed pipe on stdout (``minisegnet ... | head -1``) ends quietly
+    and any other OS failure is one line on stderr with exit status 1, never a traceback.
+    """
+    try:
+        status = _run(argv)
+        sys.stdout.flush()          # a full disk or closed pipe behind stdout shows up here, not at exit
+        return status
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:         # the reader left: nothing more to say
+        _silence_stdout()
+        return EXIT_FAILURE
+    except OSError as e:
+        _silence_stdout()
+        return _fail(describe_os_error(e, path=e.filename if e.filename is not None else "standard output"),
+                     EXIT_FAILURE)
+
+
+def _run(argv):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -493,11 +462,17 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    return COMMANDS[args.command](args)
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null so that Python's own flush at exit cannot fail again."""
     try:
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):     # stdout without a file descriptor (tests)
+        pass
 
 
 if __name__ == "__main__":

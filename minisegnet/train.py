@@ -22,9 +22,18 @@ follow.
   a function of ``(seed, epoch)``) and the *config* from which the model and the data are
   rebuilt. Written atomically (:func:`minisegnet.save`), so a crash never leaves a
   half-written file.
-* **resume** – ``Trainer(config, out).fit(resume='runs/x/last.npz')`` continues so that an
-  interrupted run ends with *exactly* the weights of an uninterrupted one, even when it was
-  stopped in the middle of an epoch.
+* **resume** – ``Trainer(config, out).fit(resume='runs/x/last.npz')`` (or
+  :meth:`Trainer.from_checkpoint`) continues so that an interrupted run ends with *exactly*
+  the weights of an uninterrupted one, even when it was stopped in the middle of an epoch.
+  Only the settings in :data:`RESUME_MAY_CHANGE` may differ from the checkpoint's; any other
+  difference is a :class:`ConfigError`, whether it comes from the command line or from Python.
+* **run folders** – a run folder is never overwritten silently: a new run into a folder that
+  already holds one (``last.npz``, ``best.npz``, ``history.csv`` or ``config.json``) is
+  refused with :class:`RunFolderError` unless ``force=True`` replaces it; a resumed run
+  continues in its checkpoint's own folder.
+* **failed writes** – a full disk, a file-size limit, a permission error or a vanished
+  folder stops training with :class:`RunWriteError`: one line naming the file and the
+  reason; the last good checkpoint stays as it was and no half-written file is left.
 * **Ctrl-C** – saves ``last.npz`` (the state after the last *completed* step) and raises
   :class:`TrainingInterrupted` with the command that resumes.
 * **divergence** – a NaN or infinite loss stops training with :class:`TrainingDiverged`,
@@ -53,12 +62,14 @@ import numpy as np
 from . import backend, checkpoint, data, models
 from . import optim
 from . import random as ms_random
+from .fileio import atomic_write, describe_os_error
 from .metrics import ConfusionMatrix
 from .tensor import no_grad
 
 __all__ = ["DEFAULTS", "Trainer", "fit", "evaluate", "make_config", "build_model", "build_dataset",
-           "load_checkpoint", "TrainingDiverged", "TrainingInterrupted", "ConfigError",
-           "HISTORY_FIELDS"]
+           "load_checkpoint", "read_checkpoint", "check_resume", "check_run_folder", "create_run_folder",
+           "TrainingDiverged", "TrainingInterrupted", "ConfigError", "RunFolderError", "RunWriteError",
+           "HISTORY_FIELDS", "RESUME_MAY_CHANGE", "RUN_FILES"]
 
 #: What ``minisegnet train`` uses when given no arguments: DeepLabV3 (tiny ResNet, output
 #: stride 8, auxiliary FCN head on c3) on 64 x 64 Shapes, Adam with the poly schedule,
@@ -67,10 +78,13 @@ __all__ = ["DEFAULTS", "Trainer", "fit", "evaluate", "make_config", "build_model
 #: Fewer steps mostly cost accuracy: the network first learns "background everywhere" and
 #: needs ~1000 steps to tell the shapes apart; at 64 x 64 and output stride 8 the logits
 #: are 8 x 8, which caps mIoU near 0.9. ``image_size``, ``train_size`` and ``val_size`` of None mean the
-#: dataset's own defaults (64 x 64 for Shapes, 256 x 32 for the context strips).
+#: dataset's own defaults (64 x 64 for Shapes, 256 x 32 for the context strips; see
+#: :data:`minisegnet.data.DATASETS`). ``download`` fetches a real dataset (``voc``, ``pets``) into
+#: ``data_root`` (default ``$MINISEGNET_DATA`` or ``./data``); ``pets_border`` is ``'ignore'`` or ``'class'``.
 DEFAULTS = {
     "model": "deeplabv3", "backbone": None, "output_stride": None, "aux": True,
-    "dataset": "shapes", "data_root": None, "image_size": None, "train_size": None, "val_size": None,
+    "dataset": "shapes", "data_root": None, "download": False, "pets_border": "ignore",
+    "image_size": None, "train_size": None, "val_size": None,
     "epochs": 6, "batch_size": 8, "optimizer": "adam", "lr": 5e-3, "momentum": 0.9,
     "weight_decay": 0.0, "poly_power": 0.9, "dice_weight": 1.0, "ignore_index": 255,
     "label_smoothing": 0.0,
@@ -82,9 +96,34 @@ HISTORY_FIELDS = ("epoch", "step", "train_loss", "lr", "val_mIoU", "val_mDice", 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 CHECKPOINT_FORMAT = "minisegnet-train-1"
 
+#: The settings a resumed run may change; every other key of :data:`DEFAULTS` must match the
+#: checkpoint, because it changes the model, the data or the trajectory of the weights.
+#: ``epochs`` stretches the poly schedule to the new end; ``data_root`` lets the data move.
+RESUME_MAY_CHANGE = ("epochs", "device", "workers", "data_root", "download")
+
+#: The files that make a folder a run folder (figures are rewritten with them).
+RUN_FILES = ("last.npz", "best.npz", "history.csv", "config.json")
+FIGURES = ("curves.png", "predictions.png", "confusion.png")
+
 
 class ConfigError(ValueError):
     """A training configuration that cannot work (unknown model, bad number, ...)."""
+
+
+class RunFolderError(ConfigError):
+    """The output folder already holds another run (or is not a folder)."""
+
+
+class RunWriteError(RuntimeError):
+    """Writing the run folder failed (full disk, file-size limit, permission, folder gone).
+
+    The message is one line naming the file and the reason, whether the last good checkpoint
+    was kept, and the command that resumes; ``os_error`` is the original error.
+    """
+
+    def __init__(self, message, os_error=None):
+        super().__init__(message)
+        self.os_error = os_error
 
 
 class TrainingDiverged(RuntimeError):
@@ -135,13 +174,23 @@ def make_config(config=None, **overrides):
         raise ConfigError(f"unknown model {cfg['model']!r}; available: {', '.join(models.list_models())}")
     if cfg["dataset"] not in data.list_datasets():
         raise ConfigError(f"unknown dataset {cfg['dataset']!r}; available: {', '.join(data.list_datasets())}")
-    if cfg["dataset"] not in _GENERATED and cfg["data_root"] is None:
-        raise ConfigError(f"dataset {cfg['dataset']!r} is read from a folder: give data_root (--data-root DIR)")
+    info = data.dataset_info(cfg["dataset"])
+    cfg["download"] = bool(cfg["download"])
+    if cfg["download"] and not info.downloadable:
+        raise ConfigError(f"dataset {cfg['dataset']!r} cannot be downloaded"
+                          + ("" if info.generated else "; point data_root (--data-root) at your folder"))
+    if not info.generated and cfg["data_root"] is None:
+        if not cfg["download"]:
+            raise ConfigError(f"dataset {cfg['dataset']!r} is read from a folder: give data_root (--data-root DIR)"
+                              + (" or download it (--download)" if info.downloadable else ""))
+        cfg["data_root"] = data.default_data_root()
+    if cfg["pets_border"] not in ("ignore", "class"):
+        raise ConfigError(f"pets_border must be 'ignore' or 'class', got {cfg['pets_border']!r}")
     if cfg["optimizer"] not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg['optimizer']!r}")
-    generated = cfg["dataset"] in _GENERATED
+    generated = info.generated
     if cfg["image_size"] is None:
-        cfg["image_size"] = _GENERATED.get(cfg["dataset"], _FOLDER_IMAGE_SIZE)
+        cfg["image_size"] = list(info.image_size)
     for key, default in _GENERATED_SIZES.items():
         if cfg[key] is None and generated:
             cfg[key] = default
@@ -164,6 +213,11 @@ def make_config(config=None, **overrides):
             or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 8 for s in size)):
         raise ConfigError(f"image_size must be an int >= 8 or an (H, W) pair of them, got {cfg['image_size']!r}")
     cfg["image_size"] = [int(size[0]), int(size[1])]
+    smallest = models.zoo.min_input_size(cfg["model"], cfg["backbone"])
+    if min(cfg["image_size"]) < smallest:
+        backbone = f" with backbone {cfg['backbone']}" if cfg["backbone"] else ""
+        raise ConfigError(f"image_size {cfg['image_size'][0]}x{cfg['image_size'][1]} is too small for "
+                          f"{cfg['model']}{backbone}: it needs at least {smallest}x{smallest}")
     cfg["aux"] = bool(cfg["aux"])
     if cfg["device"] not in ("cpu", "cuda"):
         raise ConfigError(f"device must be 'cpu' or 'cuda', got {cfg['device']!r}")
@@ -172,70 +226,25 @@ def make_config(config=None, **overrides):
     return cfg
 
 
-# generated datasets: how many images each split gets, and their default image size
-_GENERATED = {"shapes": 64, "context": [256, 32], "context_control": [256, 32]}
+# generated datasets: how many images each split gets (their image sizes are in the registry)
 _GENERATED_SIZES = {"train_size": 3200, "val_size": 96}
-_FOLDER_IMAGE_SIZE = 128
 
 
-class _Subset:
-    """The first ``length`` items of a dataset (its attributes pass through)."""
-
-    def __init__(self, dataset, length):
-        self.dataset, self.length = dataset, min(int(length), len(dataset))
-
-    def __len__(self):
-        return self.length
-
-    def __getitem__(self, index):
-        if not -self.length <= index < self.length:
-            raise IndexError(f"index {index} is out of range for a dataset of length {self.length}")
-        return self.dataset[int(index) % self.length]
-
-    def __getattr__(self, name):
-        return getattr(self.__dict__["dataset"], name)
-
-
-def _folder_split_dirs(root, split):
-    """``root/<split>/{images,masks}`` if present, else ``root/{images,masks}`` (no splits)."""
-    for base in (os.path.join(root, split), root):
-        images, masks = os.path.join(base, "images"), os.path.join(base, "masks")
-        if os.path.isdir(images) and os.path.isdir(masks):
-            return images, masks
-    raise FileNotFoundError(f"dataset 'folder' needs {root}/{split}/images and {root}/{split}/masks "
-                            f"(or {root}/images and {root}/masks): not found")
-
-
-def build_dataset(config, split, classes=None):
-    """The ``split`` ('train' / 'val') dataset of ``config`` via :func:`minisegnet.data.get_dataset`.
+def build_dataset(config, split, classes=None, progress=False):
+    """The ``split`` ('train' / 'val') dataset of ``config`` (:func:`minisegnet.data.build`).
 
     Generated datasets (``shapes``, ``context``, ``context_control``) get ``train_size`` /
-    ``val_size`` images of ``image_size``. Folder datasets (``voc``: ``data_root`` is the
-    VOC2012 folder; ``folder``: ``data_root/<split>/{images,masks}``) are resized to
-    ``image_size`` (with random scale, crop and flip for training) and cut to
-    ``train_size`` / ``val_size`` images when those are set.
+    ``val_size`` images of ``image_size``. Real datasets (``voc``, ``pets``: ``data_root`` in
+    torchvision's layout, fetched with ``download``; ``folder``: ``data_root/<split>/{images,masks}``)
+    get the registry's transforms at ``image_size`` and are cut to ``train_size`` / ``val_size``
+    images when those are set. A failed download raises :class:`minisegnet.data.DownloadError`.
     """
-    name, size = config["dataset"], tuple(config["image_size"])
-    length = config["train_size"] if split == "train" else config["val_size"]
-    if name in _GENERATED:
-        return data.get_dataset(name, split, length=length, image_size=size)
-    root = config["data_root"]
-    if root is None:
-        raise ConfigError(f"dataset {name!r} is read from a folder: give data_root (--data-root DIR)")
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"data folder not found: {root}")
-    if split == "train":
-        transforms = data.Compose([data.RandomResize((0.75, 1.5)), data.RandomCrop(size),
-                                   data.RandomHorizontalFlip()])
-    else:
-        transforms = data.Resize(size)
-    if name == "folder":
-        images, masks = _folder_split_dirs(root, split)
-        ds = data.get_dataset(name, split, images_dir=images, masks_dir=masks, transforms=transforms,
-                              **({"classes": classes} if classes is not None else {}))
-    else:
-        ds = data.get_dataset(name, split, root=root, transforms=transforms)
-    return ds if length is None else _Subset(ds, length)
+    name = config["dataset"]
+    options = {"border": config.get("pets_border", "ignore")} if name == "pets" else {}
+    return data.build(name, split, image_size=config["image_size"],
+                      length=config["train_size"] if split == "train" else config["val_size"],
+                      root=config["data_root"], download=config.get("download", False), classes=classes,
+                      progress=progress, **options)
 
 
 def build_model(config, num_classes=None):
@@ -259,6 +268,91 @@ def build_optimizer(config, model):
     return cls(params, lr=config["lr"], weight_decay=config["weight_decay"])
 
 
+def read_checkpoint(path):
+    """The dict of a training checkpoint (written by :class:`Trainer`), format checked.
+
+    Raises FileNotFoundError for a missing file, :class:`~minisegnet.checkpoint.CheckpointError`
+    for a file that is not a training checkpoint, and the OSError of an unreadable one.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if os.path.isdir(path):
+        raise FileNotFoundError(f"checkpoint {path} is a folder, expected a file")
+    state = checkpoint.load(path)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "config" not in state:
+        raise checkpoint.CheckpointError(f"{path!r} is a minisegnet file but not a training checkpoint "
+                                         f"(written by `minisegnet train` / Trainer)")
+    return state
+
+
+def _normalised(key, value):
+    if key == "image_size" and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return [int(value), int(value)]
+    return list(value) if isinstance(value, tuple) else value
+
+
+def check_resume(saved, config, path="checkpoint"):
+    """Refuse to continue a run saved with config ``saved`` under config ``config``.
+
+    Every key of :data:`DEFAULTS` (and ``num_classes`` when both have it) must match, except
+    those in :data:`RESUME_MAY_CHANGE`. Raises :class:`ConfigError` naming the first
+    difference; this is the one resume policy of the command line and of Python.
+    """
+    keys = [k for k in DEFAULTS if k not in RESUME_MAY_CHANGE]
+    if "num_classes" in saved and "num_classes" in config:
+        keys.append("num_classes")
+    for key in keys:          # a key older checkpoints lack counts as its default
+        before, now = saved.get(key, DEFAULTS.get(key)), config.get(key, DEFAULTS.get(key))
+        if _normalised(key, before) != _normalised(key, now):
+            raise ConfigError(f"cannot resume from {path}: it was trained with {key}={saved.get(key)!r}, "
+                              f"this run has {key}={config.get(key)!r} (only "
+                              f"{', '.join(RESUME_MAY_CHANGE)} may change when a run is resumed)")
+
+
+def check_run_folder(out, resume=None, force=False):
+    """Refuse to write a run into ``out`` when that would mix it with another run.
+
+    ``out`` may be missing or empty; it may hold the run that ``resume`` (a checkpoint path)
+    continues; with ``force`` it may hold anything (the old run's files are replaced).
+    Otherwise :class:`RunFolderError` names the folder and the ways out. Returns the run
+    files found in ``out``.
+    """
+    out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise RunFolderError(f"the output folder {out} exists and is not a folder")
+    held = [n for n in RUN_FILES if os.path.exists(os.path.join(out, n))]
+    if not held or force:
+        return held
+    if resume is not None:
+        if _is_home(resume, out):
+            return held
+        home = os.path.dirname(os.path.abspath(os.fspath(resume)))
+        raise RunFolderError(f"{out} already holds another run ({', '.join(held)}); a resumed run continues "
+                             f"in its checkpoint's folder {home}: leave out --out, choose a new --out, or "
+                             f"replace that run with --force (force=True)")
+    raise RunFolderError(f"{out} already holds a run ({', '.join(held)}); continue it with --resume, "
+                         f"choose a new --out, or replace it with --force (force=True)")
+
+
+def create_run_folder(out):
+    """Create the folder ``out`` (and its parents); an OS refusal is a one-line
+    :class:`RunWriteError` naming the folder (call it before any work to fail early)."""
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise RunWriteError(describe_os_error(e, "create the run folder", out), e) from None
+    return out
+
+
+def _is_home(checkpoint_path, out):
+    """Whether ``out`` is the folder of ``checkpoint_path`` (False for None or a missing folder)."""
+    if checkpoint_path is None or not os.path.isdir(out):
+        return False
+    home = os.path.dirname(os.path.abspath(os.fspath(checkpoint_path)))
+    return os.path.isdir(home) and os.path.samefile(home, out)
+
+
 def load_checkpoint(path, device="cpu"):
     """Rebuild the model stored in a training checkpoint.
 
@@ -266,10 +360,7 @@ def load_checkpoint(path, device="cpu"):
     checkpoint's weights, its config (model name, num_classes, class names, dataset, image
     size, ...) and the whole checkpoint dict.
     """
-    state = checkpoint.load(path)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "config" not in state:
-        raise checkpoint.CheckpointError(f"{path!r} is a minisegnet file but not a training checkpoint "
-                                         f"(written by `minisegnet train` / Trainer)")
+    state = read_checkpoint(path)
     config = state["config"]
     if config.get("model") not in models.list_models():
         raise checkpoint.CheckpointError(f"checkpoint {path!r} is of model {config.get('model')!r}, "
@@ -285,6 +376,39 @@ def load_checkpoint(path, device="cpu"):
 
 
 # ----------------------------------------------------------------------------- evaluation
+def evaluation_setup(path, split="val", batch_size=None, device="cpu", **changes):
+    """Everything needed to score the checkpoint ``path`` on a split, checked before any work.
+
+    ``changes`` may set ``dataset`` (another dataset with the same number of classes; its own
+    default sizes then apply), ``data_root``, ``download``, ``val_size`` (images to score) and
+    ``image_size`` (checked against the model's smallest input). Returns
+    ``(model, config, cfg, dataset, loader)``: the model in eval mode, the checkpoint's config,
+    the evaluation's checked config, the dataset and an unshuffled DataLoader over it.
+    """
+    unknown = set(changes) - {"dataset", "data_root", "download", "val_size", "image_size"}
+    if unknown:
+        raise TypeError(f"evaluation_setup: unexpected setting(s) {sorted(unknown)}")
+    model, config, _ = load_checkpoint(path, device=device)
+    merged = dict(config)
+    if changes.get("dataset") is not None:
+        if changes["dataset"] not in data.list_datasets():
+            raise ConfigError(f"unknown dataset {changes['dataset']!r}; available: "
+                              f"{', '.join(data.list_datasets())}")
+        if changes["dataset"] != config["dataset"]:
+            merged["train_size"] = merged["val_size"] = None
+            if changes.get("image_size") is None:
+                merged["image_size"] = None
+    merged.update({k: v for k, v in changes.items() if v is not None})
+    cfg = make_config({k: v for k, v in merged.items() if k in DEFAULTS})
+    dataset = build_dataset(cfg, split, classes=config.get("class_names"))
+    num_classes = getattr(dataset, "num_classes", None) or len(dataset.classes)
+    if num_classes != config["num_classes"]:
+        raise ConfigError(f"checkpoint {os.fspath(path)} predicts {config['num_classes']} classes "
+                          f"but dataset {cfg['dataset']!r} has {num_classes}")
+    loader = data.DataLoader(dataset, batch_size=batch_size or cfg["batch_size"], shuffle=False, device=device)
+    return model, config, cfg, dataset, loader
+
+
 def evaluate(model, loader, num_classes, ignore_index=255, progress=False, desc="val"):
     """Run ``model`` over ``loader`` in eval mode without a graph; returns the filled
     :class:`~minisegnet.metrics.ConfusionMatrix` (``.compute()`` gives mIoU, mDice, ...).
@@ -385,20 +509,23 @@ class Trainer:
             (created if needed); None keeps everything in memory.
         progress: show tqdm progress bars (on stderr).
         log: called with one line of text per epoch (default ``print``); None is silent.
+        force: replace a run that ``out`` already holds (otherwise :meth:`fit` refuses it
+            with :class:`RunFolderError`, see :func:`check_run_folder`).
 
     After :meth:`fit`: ``history`` (a list of dicts, one per epoch), ``confusion`` (the last
     validation :class:`~minisegnet.metrics.ConfusionMatrix`), ``best_score``, ``step``.
     """
 
-    def __init__(self, config=None, out=None, progress=True, log=print, **overrides):
+    def __init__(self, config=None, out=None, progress=True, log=print, force=False, **overrides):
         self.config = make_config(config, **overrides)
         cfg = self.config
         self.out, self.progress = (os.fspath(out) if out is not None else None), progress
+        self.force, self.resumed_from, self._prepared_out = bool(force), None, None
         self.log = log if log is not None else (lambda line: None)
         self.device = cfg["device"]
         backend.normalize_device(self.device)           # fails early when cuda is not usable
 
-        self.train_set = build_dataset(cfg, "train")
+        self.train_set = build_dataset(cfg, "train", progress=progress)
         self.val_set = build_dataset(cfg, "val", classes=getattr(self.train_set, "classes", None))
         classes = list(getattr(self.train_set, "classes", None) or [])
         num_classes = getattr(self.train_set, "num_classes", None) or len(classes)
@@ -463,16 +590,30 @@ class Trainer:
                     "loader_seed": self.config["seed"], "loader_epoch": self.epoch},
         }
 
+    @classmethod
+    def from_checkpoint(cls, path, out=None, progress=True, log=print, force=False, **changes):
+        """A trainer that continues the run saved in ``path``: its config with ``changes``
+        (only keys of :data:`RESUME_MAY_CHANGE` may differ), writing into ``out`` (default:
+        the checkpoint's own folder). Call :meth:`fit` to go on."""
+        path = os.fspath(path)
+        state = read_checkpoint(path)
+        saved = state["config"]
+        config = make_config({k: v for k, v in saved.items() if k in DEFAULTS}, **changes)
+        check_resume(saved, config, path)
+        out = os.path.dirname(os.path.abspath(path)) if out is None else os.fspath(out)
+        check_run_folder(out, resume=path, force=force)
+        trainer = cls(config, out=out, progress=progress, log=log, force=force)
+        trainer.load_state_dict(state, path=path)
+        return trainer
+
     def load_state_dict(self, state, path="checkpoint"):
-        """Continue from a checkpoint dict written by :meth:`state_dict` (same model and data)."""
-        if state.get("format") != CHECKPOINT_FORMAT:
+        """Continue from a checkpoint dict written by :meth:`state_dict` (same model and data).
+
+        The configs must agree but for :data:`RESUME_MAY_CHANGE` (:func:`check_resume`)."""
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise checkpoint.CheckpointError(f"{path!r} is not a training checkpoint")
         saved = state["config"]
-        for key in ("model", "backbone", "output_stride", "aux", "num_classes", "dataset", "image_size",
-                    "batch_size", "train_size"):
-            if saved.get(key) != self.config.get(key):
-                raise ConfigError(f"cannot resume from {path}: it was trained with {key}={saved.get(key)!r}, "
-                                  f"this run has {key}={self.config.get(key)!r}")
+        check_resume(saved, self.config, path)
         try:
             self.model.load_state_dict(state["model"])
         except (ValueError, KeyError) as e:
@@ -491,10 +632,11 @@ class Trainer:
         self._epoch_loss = [float(state["epoch_loss"][0]), int(state["epoch_loss"][1])]
         self.last_lr = float(state["last_lr"])
         ms_random.set_rng_state(state["rng"]["global"])
+        self.resumed_from = os.fspath(path)
 
     def resume(self, path):
         """Load ``path`` (a ``last.npz``) so that :meth:`fit` continues where it stopped."""
-        self.load_state_dict(checkpoint.load(path), path=os.fspath(path))
+        self.load_state_dict(read_checkpoint(path), path=os.fspath(path))
         return self
 
     def save(self, name, **kwargs):
@@ -506,8 +648,40 @@ class Trainer:
                 raise TrainingDiverged(f"parameter {pname} is not finite at step {self.step} (epoch "
                                        f"{self.epoch + 1}); training stopped and {name} was not overwritten. "
                                        f"Try a lower learning rate.")
-        os.makedirs(self.out, exist_ok=True)
-        return checkpoint.save(self.state_dict(**kwargs), self.path(name))
+        state = self.state_dict(**kwargs)
+        return self._write(lambda: checkpoint.save(state, self.path(name)))
+
+    def _write(self, write):
+        """Run ``write()``; turn an OSError into :class:`RunWriteError` with the resume hint."""
+        try:
+            return write()
+        except OSError as e:
+            last = self.path("last.npz")
+            if last is not None and os.path.isfile(last):
+                kept = (f"the last good checkpoint {last} was kept; once the folder can be written "
+                        f"again, resume with: minisegnet train --out {self.out} --resume")
+            else:
+                kept = "no checkpoint was saved"
+            raise RunWriteError(f"{describe_os_error(e)}; training stopped at step {self.step} and {kept}",
+                                e) from None
+
+    def _prepare_out(self):
+        """Check the run folder (:func:`check_run_folder`), create it and write config.json.
+
+        With ``force``, another run's files are removed first, so that none of them (an old
+        ``best.npz``, say) survives next to the new run's."""
+        if self._prepared_out != self.out:            # a second fit() of this trainer continues its own run
+            held = check_run_folder(self.out, resume=self.resumed_from, force=self.force)
+            if self.force and held and not _is_home(self.resumed_from, self.out):
+                for name in held + [n for n in FIGURES if os.path.exists(self.path(n))]:
+                    self._write(lambda: os.remove(self.path(name)))
+        create_run_folder(self.out)
+        self._prepared_out = self.out
+
+        def write_config():
+            with atomic_write(self.path("config.json"), "w") as f:
+                json.dump(self.config, f, indent=2)
+        self._write(write_config)
 
     # ------------------------------------------------------------------ the loop
     def train_step(self, images, masks):
@@ -536,14 +710,14 @@ class Trainer:
         """Train for ``config['epochs']`` epochs (from a checkpoint when ``resume`` is a path).
 
         Returns ``self.history``. Raises :class:`TrainingInterrupted` after saving
-        ``last.npz`` on Ctrl-C, and :class:`TrainingDiverged` on a NaN/inf loss.
+        ``last.npz`` on Ctrl-C, :class:`TrainingDiverged` on a NaN/inf loss,
+        :class:`RunFolderError` when ``out`` holds another run and :class:`RunWriteError`
+        when the run folder cannot be written.
         """
         if resume is not None:
             self.resume(resume)
         if self.out is not None:
-            os.makedirs(self.out, exist_ok=True)
-            with open(self.path("config.json"), "w") as f:
-                json.dump(self.config, f, indent=2)
+            self._prepare_out()
         cfg = self.config
         self.model.train()
         # a diverging run is caught by the loss check with a clear message; NumPy's own
@@ -637,19 +811,36 @@ class Trainer:
             f"training interrupted at step {self.step} (epoch {self.epoch + 1}); saved {path}. "
             f"Resume with: minisegnet train --out {self.out} --resume", path, self.step)
 
+    def save_figures(self, max_images=6):
+        """``curves.png``, ``predictions.png`` (validation samples) and ``confusion.png`` in the
+        run folder (after :meth:`fit`); returns their paths."""
+        from . import viz
+        cfg, paths = self.config, [self.path(n) for n in FIGURES]
+        viz.plot_curves(self.path("history.csv"), paths[0])
+        images, masks = next(iter(self.val_loader))
+        images, masks = images[:max_images], masks[:max_images]
+        self.model.eval()
+        with no_grad():
+            preds = self.model(images)
+        viz.plot_predictions(images, masks, preds, self.class_names, paths[1], palette=cfg.get("palette"),
+                             max_images=max_images, title=f"{cfg['model']} on {cfg['dataset']} (val)")
+        viz.plot_confusion(self.confusion, self.class_names, paths[2])
+        return paths
+
     def write_history(self):
         """Write ``history.csv`` (one row per finished epoch) into the output folder."""
         if self.out is None:
             return None
         path = self.path("history.csv")
-        tmp = path + ".tmp"
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-            writer.writeheader()
-            for row in self.history:
-                writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k])
-                                 for k in HISTORY_FIELDS})
-        os.replace(tmp, path)
+
+        def write():
+            with atomic_write(path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+                writer.writeheader()
+                for row in self.history:
+                    writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k])
+                                     for k in HISTORY_FIELDS})
+        self._write(write)
         return path
 
 
@@ -663,7 +854,7 @@ def _to_host_sum(array):
     return float(backend.to_numpy(xp.abs(array).max() if array.size else xp.zeros(())))
 
 
-def fit(config=None, out=None, resume=None, progress=True, log=print, **overrides):
+def fit(config=None, out=None, resume=None, progress=True, log=print, force=False, **overrides):
     """Build a :class:`Trainer` from ``config``/``overrides`` and train it; returns the trainer.
 
     Example::
@@ -671,6 +862,6 @@ def fit(config=None, out=None, resume=None, progress=True, log=print, **override
         trainer = fit(model="pspnet", dataset="shapes", epochs=2, image_size=32, out="runs/psp")
         trainer.history[-1]["val_mIoU"]
     """
-    trainer = Trainer(config, out=out, progress=progress, log=log, **overrides)
+    trainer = Trainer(config, out=out, progress=progress, log=log, force=force, **overrides)
     trainer.fit(resume=resume)
     return trainer

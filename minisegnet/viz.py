@@ -160,7 +160,9 @@ def _save(fig, path):
         path = os.fspath(path)
         if os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-        fig.savefig(path, format="png")
+        from .fileio import atomic_write          # a failed write keeps the old picture
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format="png")
     return fig
 
 

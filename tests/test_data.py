@@ -233,6 +233,29 @@ def test_registry():
         get_dataset("voc")
     with pytest.raises(ValueError, match="needs images_dir=... and masks_dir=..."):
         get_dataset("folder")
+    with pytest.raises(ValueError, match="get_dataset\\('pets'\\) needs root="):
+        get_dataset("pets")
+
+
+def test_registry_entries_agree_with_the_datasets_they_build():
+    from minisegnet.data import DATASETS, build
+    for name, info in DATASETS.items():
+        assert info.name == name and len(info.description) > 20 and len(info.image_size) == 2
+        if info.generated:
+            ds = build(name, "train", length=2)
+            assert tuple(ds.classes) == tuple(info.classes)
+            assert tuple(ds[0][0].shape[1:]) == tuple(info.image_size)
+            assert np.array_equal(np.asarray(ds.palette), np.asarray(info.palette))
+            assert info.transforms("train", (8, 8)) is None
+        else:
+            assert isinstance(info.transforms("train", (8, 8)), Compose)
+            assert isinstance(info.transforms("val", (8, 8)), Resize)
+    assert DATASETS["pets"].downloadable and DATASETS["voc"].downloadable
+    assert not DATASETS["folder"].downloadable and not DATASETS["shapes"].downloadable
+    with pytest.raises(ValueError, match="has no option"):
+        build("shapes", "train", length=2, border="class")
+    with pytest.raises(ValueError, match="--data-root DIR\\) or download it"):
+        build("pets", "train")
 
 
 # ----------------------------------------------------------------------------- transforms

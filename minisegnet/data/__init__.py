@@ -14,36 +14,34 @@ Datasets by name (:func:`get_dataset`, :func:`list_datasets`):
 ``shapes``         generated circles / squares / triangles (:class:`Shapes`)
 ``context``        generated strips where only far context decides boat vs car
 ``context_control`` the same with boats and cars shaped differently
-``voc``            Pascal VOC 2012 from a folder (``root=...``)
+``voc``            Pascal VOC 2012 from a folder (``root=...``, ``download=True``)
+``pets``           Oxford-IIIT Pet trimaps (``root=...``, ``download=True``)
 ``folder``         any images + masks folders (``images_dir=..., masks_dir=...``)
 =================  ===========================================================
+
+The registry (:mod:`.registry`) holds each one's description, default size, classes,
+transforms and download recipe; :func:`build` makes a training-ready split from it.
 """
 from .context import ContextStrips
 from .loader import DataLoader, collate
 from .shapes import Shapes
 from .transforms import (IMAGENET_MEAN, IMAGENET_STD, Compose, Normalize, PhotometricJitter,
                          RandomCrop, RandomHorizontalFlip, RandomResize, Resize)
-from .voc import (PET_CLASSES, PET_TRIMAP_MAPPING, VOC_CLASSES, SegmentationFolder,
+from .download import Archive, DownloadError
+from .registry import DATASETS, DatasetInfo, build, dataset_info, default_data_root
+from .voc import (PET_CLASSES, PET_TRIMAP_MAPPING, VOC_CLASSES, OxfordIIITPet, SegmentationFolder,
                   VOCSegmentation)
 
 __all__ = ["Shapes", "ContextStrips", "VOCSegmentation", "SegmentationFolder", "DataLoader",
            "collate", "Compose", "Resize", "RandomResize", "RandomCrop", "RandomHorizontalFlip",
            "PhotometricJitter", "Normalize", "IMAGENET_MEAN", "IMAGENET_STD", "VOC_CLASSES",
-           "PET_CLASSES", "PET_TRIMAP_MAPPING", "get_dataset", "list_datasets"]
-
-
-_DATASETS = {
-    "shapes": lambda split, **kw: Shapes(split=split, **kw),
-    "context": lambda split, **kw: ContextStrips(split=split, control=False, **kw),
-    "context_control": lambda split, **kw: ContextStrips(split=split, control=True, **kw),
-    "voc": lambda split, **kw: VOCSegmentation(split=split, **kw),
-    "folder": lambda split, **kw: SegmentationFolder(**kw),
-}
+           "PET_CLASSES", "PET_TRIMAP_MAPPING", "get_dataset", "list_datasets", "OxfordIIITPet", "DATASETS",
+           "DatasetInfo", "dataset_info", "build", "default_data_root", "Archive", "DownloadError"]
 
 
 def list_datasets():
     """The names :func:`get_dataset` knows, sorted."""
-    return sorted(_DATASETS)
+    return sorted(DATASETS)
 
 
 def get_dataset(name, split="train", **kwargs):
@@ -53,10 +51,12 @@ def get_dataset(name, split="train", **kwargs):
     ``masks_dir=`` and friends for ``'folder'``, which has no splits: point it at the
     split's folders).
     """
-    if name not in _DATASETS:
+    if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: expected one of {list_datasets()}")
     if name == "voc" and "root" not in kwargs:
         raise ValueError("get_dataset('voc') needs root=<the VOC2012 folder>")
+    if name == "pets" and "root" not in kwargs:
+        raise ValueError("get_dataset('pets') needs root=<the folder holding oxford-iiit-pet/>")
     if name == "folder" and not {"images_dir", "masks_dir"} <= set(kwargs):
         raise ValueError("get_dataset('folder') needs images_dir=... and masks_dir=...")
-    return _DATASETS[name](split, **kwargs)
+    return DATASETS[name].factory(split, **kwargs)

@@ -1,4 +1,4 @@
-"""Segmentation datasets read from folders: Pascal VOC 2012 and any images + masks pair.
+"""Segmentation datasets read from folders: Pascal VOC 2012, Oxford-IIIT Pet, any images + masks pair.
 
 Masks are PNG images whose *pixel values are class indices* (0, 1, 2, ...; 255 = ignore).
 Pascal VOC stores them as palette ("P" mode) PNGs: each pixel holds an index into a
@@ -11,15 +11,19 @@ the labels. Read it with Pillow without converting to RGB::
 back: the classic bug.) Every mask is validated when it is loaded: a value that is
 neither a class nor the ignore index raises an error naming the file.
 
-No data is downloaded here: point ``root`` at a folder you have (DESIGN.md: no network
-access at run time).
+Nothing is downloaded unless asked: point ``root`` at a folder you have, or pass
+``download=True`` to fetch the official archives into ``root`` first, in torchvision's
+folder layout (:mod:`minisegnet.data.download`: mirrors, resume, checksums, safe extraction).
 """
 import os
 
 import numpy as np
 
-__all__ = ["VOCSegmentation", "SegmentationFolder", "VOC_CLASSES", "PET_CLASSES",
-           "PET_TRIMAP_MAPPING", "load_image", "load_mask"]
+from .download import Archive, download_and_extract
+
+__all__ = ["VOCSegmentation", "OxfordIIITPet", "SegmentationFolder", "VOC_CLASSES", "PET_CLASSES",
+           "PET_CLASSES_WITH_BORDER", "PET_TRIMAP_MAPPING", "PET_TRIMAP_MAPPING_WITH_BORDER", "VOC_ARCHIVES",
+           "PET_ARCHIVES", "PET_PALETTE", "VOC_PALETTE", "voc_colormap", "load_image", "load_mask"]
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
                "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
@@ -29,9 +33,45 @@ VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 #: 3 = the uncertain border. Map them to 0 background, 1 pet and ignore the border:
 #: ``SegmentationFolder(images, trimaps, classes=PET_CLASSES, mask_mapping=PET_TRIMAP_MAPPING)``.
 PET_TRIMAP_MAPPING = {1: 1, 2: 0, 3: 255}
+#: Colours of background, pet and border in pictures.
+PET_PALETTE = np.array([[0, 0, 0], [255, 140, 0], [200, 200, 200]], dtype=np.uint8)
 PET_CLASSES = ("background", "pet")
+#: The same with the border kept as a third class.
+PET_TRIMAP_MAPPING_WITH_BORDER = {1: 1, 2: 0, 3: 2}
+PET_CLASSES_WITH_BORDER = ("background", "pet", "border")
+
+#: The official archives (names and MD5 checksums as torchvision lists them) and their mirrors.
+VOC_ARCHIVES = (Archive("VOCtrainval_11-May-2012.tar", "6cd6e144f989b92b3379bac3b3de84fd", (
+    "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+    "https://pjreddie.com/media/files/VOCtrainval_11-May-2012.tar")),)
+PET_ARCHIVES = (
+    Archive("images.tar.gz", "5c4f3ee8e5d25df40f4fd59a7f44e54c", (
+        "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
+        "https://thor.robots.ox.ac.uk/~vgg/data/pets/images.tar.gz")),
+    Archive("annotations.tar.gz", "95a8c909bbe2e81eed6a22bccdf3f68f", (
+        "https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",
+        "https://thor.robots.ox.ac.uk/~vgg/data/pets/annotations.tar.gz")),
+)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def voc_colormap(n=256):
+    """The Pascal VOC colour of labels 0..n-1, (n, 3) uint8: the devkit's ``labelcolormap``.
+
+    The bits of the label are dealt out to red, green and blue in turn, from the most
+    significant bit of each colour down: 1 -> (128, 0, 0), 2 -> (0, 128, 0), 15 -> (192, 128, 128).
+    """
+    labels = np.arange(n)
+    colours = np.zeros((n, 3), dtype=np.int64)
+    for shift in range(8):
+        for channel in range(3):
+            colours[:, channel] |= ((labels >> (3 * shift + channel)) & 1) << (7 - shift)
+    return colours.astype(np.uint8)
+
+
+#: The 21 VOC class colours (the ones VOC's own palette PNGs show).
+VOC_PALETTE = voc_colormap(21)
 
 
 def _require(path, kind):
@@ -124,7 +164,8 @@ class _MaskDataset:
 class VOCSegmentation(_MaskDataset):
     """Pascal VOC 2012 semantic segmentation read from its folder layout.
 
-    ``root`` is the ``VOC2012`` folder (a folder holding ``VOCdevkit/VOC2012`` works too)::
+    ``root`` is the ``VOC2012`` folder, or (as in torchvision) a folder holding
+    ``VOCdevkit/VOC2012``::
 
         JPEGImages/<id>.jpg
         SegmentationClass/<id>.png          palette PNG of class indices, 255 = border
@@ -134,15 +175,21 @@ class VOCSegmentation(_MaskDataset):
         root: the folder above.
         split: ``'train'``, ``'val'``, ``'trainval'`` (any ``<split>.txt`` present).
         transforms: optional paired transform ``(image, mask) -> (image, mask)``.
+        download: fetch and unpack ``VOCtrainval_11-May-2012.tar`` (2 GB) into ``root``
+            first, unless ``root/VOCdevkit/VOC2012`` is already there.
 
     ``ds[i]`` is ``(image float32 (3, H, W) in [0, 1], mask int64 (H, W))`` with labels
     0-20 (:data:`VOC_CLASSES`) and 255 on the ignored object borders.
     """
 
-    def __init__(self, root, split="train", transforms=None):
+    archives = VOC_ARCHIVES
+
+    def __init__(self, root, split="train", transforms=None, download=False, progress=True):
         self._setup(transforms)
         root = os.fspath(root)
         nested = os.path.join(root, "VOCdevkit", "VOC2012")
+        if download and not os.path.isdir(nested) and not os.path.isdir(os.path.join(root, "SegmentationClass")):
+            download_and_extract(self.archives, root, progress=progress)
         self.root = nested if os.path.isdir(nested) else _require(root, "folder")
         list_file = _require(os.path.join(self.root, "ImageSets", "Segmentation", f"{split}.txt"), "file")
         with open(list_file) as f:
@@ -155,9 +202,64 @@ class VOCSegmentation(_MaskDataset):
         for path in (self.images[0], self.masks[0]):   # a wrong root fails here, not mid-epoch
             _require(path, "file")
         self.classes = VOC_CLASSES
+        self.palette = VOC_PALETTE
 
     def __repr__(self):
         return f"VOCSegmentation(root={self.root!r}, split={self.split!r}, images={len(self)})"
+
+
+class OxfordIIITPet(_MaskDataset):
+    """Oxford-IIIT Pet (37 breeds of cats and dogs) as segmentation: pet, background, border.
+
+    ``root`` holds ``oxford-iiit-pet/`` as torchvision lays it out (``root`` may also be that
+    folder itself)::
+
+        images/<name>.jpg
+        annotations/trimaps/<name>.png     1 = pet, 2 = background, 3 = the uncertain border
+        annotations/trainval.txt           "<name> <class id> <species> <breed id>" per line
+        annotations/test.txt
+
+    Args:
+        root: the folder above.
+        split: ``'train'`` (= ``trainval.txt``, 3680 images), ``'val'`` (= ``test.txt``, 3669),
+            or ``'trainval'`` / ``'test'`` by their own names.
+        border: ``'ignore'`` (default) labels the border 255, left out of losses and metrics,
+            as the trimaps intend; ``'class'`` makes it a third class ``'border'``.
+        transforms: optional paired transform ``(image, mask) -> (image, mask)``.
+        download: fetch and unpack ``images.tar.gz`` and ``annotations.tar.gz`` (800 MB)
+            into ``root/oxford-iiit-pet`` first, unless they are already there.
+    """
+
+    archives = PET_ARCHIVES
+    SPLIT_FILES = {"train": "trainval", "val": "test", "trainval": "trainval", "test": "test"}
+
+    def __init__(self, root, split="train", border="ignore", transforms=None, download=False, progress=True):
+        if border not in ("ignore", "class"):
+            raise ValueError(f"OxfordIIITPet: border must be 'ignore' or 'class', got {border!r}")
+        if split not in self.SPLIT_FILES:
+            raise ValueError(f"OxfordIIITPet: split must be one of {sorted(self.SPLIT_FILES)}, got {split!r}")
+        self._setup(transforms, PET_TRIMAP_MAPPING if border == "ignore" else PET_TRIMAP_MAPPING_WITH_BORDER)
+        root = os.fspath(root)
+        base = root if os.path.basename(os.path.normpath(root)) == "oxford-iiit-pet" else \
+            os.path.join(root, "oxford-iiit-pet")
+        if download and not os.path.isdir(os.path.join(base, "annotations", "trimaps")):
+            download_and_extract(self.archives, base, progress=progress)
+        self.root = _require(base, "folder")
+        list_file = _require(os.path.join(base, "annotations", f"{self.SPLIT_FILES[split]}.txt"), "file")
+        with open(list_file) as f:
+            names = [line.split()[0] for line in f if line.strip() and not line.startswith("#")]
+        if not names:
+            raise ValueError(f"split file {list_file} lists no images")
+        self.split, self.border, self.ids = split, border, names
+        self.images = [os.path.join(base, "images", n + ".jpg") for n in names]
+        self.masks = [os.path.join(base, "annotations", "trimaps", n + ".png") for n in names]
+        for path in (self.images[0], self.masks[0]):   # a wrong root fails here, not mid-epoch
+            _require(path, "file")
+        self.classes = PET_CLASSES if border == "ignore" else PET_CLASSES_WITH_BORDER
+        self.palette = PET_PALETTE[:len(self.classes)]
+
+    def __repr__(self):
+        return f"OxfordIIITPet(root={self.root!r}, split={self.split!r}, images={len(self)}, border={self.border!r})"
 
 
 class SegmentationFolder(_MaskDataset):

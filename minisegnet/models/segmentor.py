@@ -47,6 +47,11 @@ class EncoderDecoder(nn.Module):
         self.ignore_index = getattr(decode_head, "ignore_index", 255)
 
     @property
+    def min_input_size(self):
+        """The smallest image side the backbone accepts (1 if it does not say)."""
+        return int(getattr(self.backbone, "min_input_size", 1))
+
+    @property
     def with_auxiliary_head(self):
         return self.auxiliary_head is not None
 
@@ -57,6 +62,9 @@ class EncoderDecoder(nn.Module):
         if img.ndim != 4 or (c is not None and img.shape[1] != c):
             raise ValueError(f"{type(self).__name__}: expected images of shape (N, {c or 'C'}, H, W), "
                              f"got {img.shape}")
+        if min(img.shape[2:]) < self.min_input_size:
+            raise ValueError(f"{type(self).__name__}: images must be at least {self.min_input_size} x "
+                             f"{self.min_input_size} pixels for this backbone, got {img.shape[2]} x {img.shape[3]}")
 
     def forward_backbone(self, img):
         """The backbone's feature maps ``[c1, c2, c3, c4]`` for images (N, C, H, W)."""

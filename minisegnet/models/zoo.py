@@ -85,6 +85,7 @@ def create(name, num_classes, backbone=None, output_stride=None, pretrained=None
                          f"got {output_stride}")
     net = create_backbone(backbone, in_channels=in_channels, output_stride=output_stride,
                           multi_grid=multi_grid)
+    net.min_input_size = min_input_size(name, backbone)
     if pretrained is not None:
         _load_pretrained(net, pretrained)
     c1, _, c3, c4 = net.out_channels
@@ -121,3 +122,22 @@ def _load_pretrained(backbone, pretrained):
         pretrained = load(pretrained)
     from .convert import load_torch_weights
     load_torch_weights(backbone, pretrained, strict=False)
+
+
+# the smallest input side a model (by name) or a backbone accepts: vgg_tiny halves the image
+# with five 2x2 max pools (no padding), so a side under 32 pixels shrinks to nothing; the
+# ResNets pad every strided conv and pool, so any side works.
+_MIN_INPUT_SIZE = {"vgg_tiny": 32}
+
+
+def min_input_size(name, backbone=None):
+    """The smallest image side (pixels) model ``name`` with ``backbone`` accepts.
+
+    ``create(name, ...).min_input_size`` says the same for a built model; the command line
+    checks ``--image-size`` against it before any work.
+    """
+    if name not in _DESCRIPTIONS:
+        raise ValueError(f"unknown model {name!r}; available models: {', '.join(sorted(_DESCRIPTIONS))}")
+    if backbone is None:
+        backbone = "vgg_tiny" if name == "fcn8s" else "resnet_tiny"
+    return _MIN_INPUT_SIZE.get(name, _MIN_INPUT_SIZE.get(backbone, 1))
