@@ -89,6 +89,8 @@ def feedback_text(results, title=None):
         if r.error:
             lines.append(f"  {r.error}")
         for c in r.failures:
+            if c.message == r.error:
+                continue
             lines.append(f"  FAILED '{c.name}': {c.message}")
             if c.hint and not c.message.startswith("not implemented"):
                 lines.append(f"    Hint: {c.hint}")
