@@ -231,3 +231,22 @@ def test_the_runner_holds_no_checks_references_or_comparison():
 
 EXAMPLE_A = __import__("numpy").array([[1, 1], [0, 0]])
 EXAMPLE_B = __import__("numpy").array([[1, 0], [0, 0]])
+
+
+def test_a_detached_process_whose_runner_exits_is_reaped_by_the_grader(tmp_path):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    sleeper = f"import os, time; open(r'{pids}/' + str(os.getpid()), 'w').close(); time.sleep(60)"
+    path = write(tmp_path, "q2_iou", SYLLABUS_Q2)
+    path.write_text(textwrap.dedent(f"""
+        import os, subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", {sleeper!r}], start_new_session=True)
+        while not os.listdir({str(pids)!r}):
+            time.sleep(0.05)
+        os._exit(0)                  # the runner dies; its detached child is re-parented to us
+    """) + path.read_text())
+    result = grade(path, timeout=20)
+    assert result.points == 0 and "the grading process stopped (exit code 0)" in result.message
+    (pid,) = [int(p.name) for p in pids.iterdir()]
+    time.sleep(0.2)
+    assert not _alive(pid)

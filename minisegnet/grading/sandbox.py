@@ -44,6 +44,7 @@ _PACKAGE_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 _live_runners = set()          # pids of runners in flight (class mode runs several at once)
 _runner_sessions = set()       # session ids of every runner started, for finding their orphans
 _registry_lock = threading.Lock()
+_first_runner_start = []       # start time of the first runner: older processes are never orphans of ours
 _subreaper = []
 
 
@@ -73,6 +74,16 @@ def become_subreaper():
                 ok = False
         _subreaper.append(ok)
     return _subreaper[0]
+
+
+def _start_time(pid):
+    """When ``pid`` started, in clock ticks since boot (Linux), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+        return int(stat[stat.rfind(")") + 2:].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _proc_table():
@@ -137,15 +148,17 @@ def kill_tree(proc):
 
 def reap_orphans():
     """Kill and reap processes re-parented to this process (we are a subreaper) that came
-    from a runner: children of ours that are not a live runner and sit in a runner's
-    session or in a session of their own (``setsid``)."""
+    from a runner: children of ours, started after the first runner, that are not a live
+    runner and sit in a runner's session or in a session of their own (``setsid``)."""
     me, my_sid = os.getpid(), os.getsid(0)
+    since = _first_runner_start[0] if _first_runner_start else 0
     for _ in range(3):
-        table = _proc_table()
         with _registry_lock:
-            live, sessions = set(_live_runners), set(_runner_sessions)
-        orphans = [p for p, (ppid, sid) in table.items()
-                   if ppid == me and p not in live and sid != my_sid and (sid in sessions or sid == p)]
+            table = _proc_table()
+            orphans = [p for p, (ppid, sid) in table.items()
+                       if ppid == me and p not in _live_runners and sid != my_sid
+                       and (sid in _runner_sessions or sid == p)
+                       and (_start_time(p) or 0) >= since]
         if not orphans:
             return
         for p in orphans:
@@ -194,17 +207,19 @@ class Sandbox:
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-s", "-c", _RUNNER_SOURCE, str(to_child_r), str(from_child_w)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                pass_fds=(to_child_r, from_child_w), cwd=self._tmp.name,
-                env=scrubbed_env(self._tmp.name), start_new_session=(os.name == "posix"))
+            with _registry_lock:            # registered before another thread looks for orphans
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-s", "-c", _RUNNER_SOURCE, str(to_child_r), str(from_child_w)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    pass_fds=(to_child_r, from_child_w), cwd=self._tmp.name,
+                    env=scrubbed_env(self._tmp.name), start_new_session=(os.name == "posix"))
+                _live_runners.add(self.proc.pid)
+                _runner_sessions.add(self.proc.pid)
+                if not _first_runner_start:
+                    _first_runner_start.append(_start_time(self.proc.pid) or 0)
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
-        with _registry_lock:
-            _live_runners.add(self.proc.pid)
-            _runner_sessions.add(self.proc.pid)
         self.deadline = time.monotonic() + self.timeout
         os.set_blocking(self._to_child, False)
         self._selector = selectors.DefaultSelector()
