@@ -106,6 +106,20 @@ ANSWERS = {
                     np.einsum("nchw,co->nohw", x, weight[:, :, u, v])
         out = full[:, :, padding:full.shape[2] - padding, padding:full.shape[3] - padding]
     """,
+    "q12_bilinear_backward": """
+        def axis_matrix(n_in, n_out):
+            i = np.arange(n_out)
+            src = np.maximum((i + 0.5) * (n_in / n_out) - 0.5, 0.0)
+            i0 = np.minimum(np.floor(src).astype(int), n_in - 1)
+            i1 = np.minimum(i0 + 1, n_in - 1)
+            m = np.zeros((n_out, n_in))
+            np.add.at(m, (i, i0), 1 - (src - i0))
+            np.add.at(m, (i, i1), src - i0)
+            return m
+        rows = axis_matrix(in_size[0], grad_out.shape[2])
+        cols = axis_matrix(in_size[1], grad_out.shape[3])
+        grad_in = np.einsum("oh,ncop,pw->nchw", rows, grad_out, cols)
+    """,
 }
 
 

@@ -153,6 +153,15 @@ WRONG = [
         picked = np.take_along_axis(p, np.where(counted, target, 0)[:, None], axis=1)[:, 0]
         loss = -np.log(picked[counted]).mean()
      """, "large logits (numerical stability)", "nan or inf"),
+    ("q12_bilinear_backward", ANSWERS["q12_bilinear_backward"].replace(
+        "rows = axis_matrix(in_size[0], grad_out.shape[2])", "rows = axis_matrix(grad_out.shape[2], in_size[0])").replace(
+        "cols = axis_matrix(in_size[1], grad_out.shape[3])", "cols = axis_matrix(grad_out.shape[3], in_size[1])").replace(
+        '"oh,ncop,pw->nchw"', '"ho,ncop,wp->nchw"'),
+     "upsampling x2 (every input pixel feeds several outputs)", "the forward again, not its transpose"),
+    ("q12_bilinear_backward", ANSWERS["q12_bilinear_backward"].replace(
+        "src = np.maximum((i + 0.5) * (n_in / n_out) - 0.5, 0.0)",
+        "src = i * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(n_out)"),
+     "upsampling x2 (every input pixel feeds several outputs)", "align_corners=True"),
     ("q10_transposed_conv", ANSWERS["q10_transposed_conv"].replace(
         "padding:full.shape[2] - padding, padding:full.shape[3] - padding", ":, :"),
      "stride 2, kernel 4, padding 1 (FCN's x2 upsampling)", "expected shape"),
