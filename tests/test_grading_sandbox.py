@@ -1,6 +1,7 @@
 """Integrity and confinement of the grader: each cheat a student tried scores 0 with a non-zero
 exit code, and each limit (memory, output, file size, time, detached processes, working
 folder, environment) holds. The student's file always runs in its own process."""
+import dataclasses
 import json
 import os
 import pathlib
@@ -12,7 +13,7 @@ from minisegnet import grading
 from minisegnet.grading import sandbox
 
 CHEATS = {
-    "the library's iou": ("q2_iou", "IoU = __import__('minisegnet').metrics.iou(a, b)"),
+    "the library's iou": ("q2_iou", "import minisegnet.metrics\nIoU = minisegnet.metrics.iou(a, b)"),
     "the library's iou imported under another name": (
         "q2_iou", "from minisegnet.metrics import iou as library_iou\nIoU = library_iou(a, b)"),
     "the library's conv2d": ("q5_conv2d_im2col", """
@@ -21,14 +22,16 @@ CHEATS = {
                                    None if bias is None else ms.tensor(bias), stride=stride,
                                    padding=padding, dilation=dilation).numpy()
      """),
-    "the library's conv kernels": ("q5_conv2d_im2col", """
+    "the library's conv2d through nn.Conv2d": ("q5_conv2d_im2col", """
         import minisegnet as ms
-        out = ms.nn.functional.conv2d if hasattr(ms.nn, 'functional') else None
-        from minisegnet.kernels import conv as kconv
-        out = [f(x) for f in vars(kconv).values() if callable(f)]
+        layer = ms.nn.Conv2d(weight.shape[1], weight.shape[0], weight.shape[2:], stride=stride,
+                             padding=padding, dilation=dilation, bias=bias is not None)
+        layer.to("cpu", dtype=ms.float64)
+        layer.load_state_dict({"weight": weight, **({"bias": bias} if bias is not None else {})})
+        out = layer(ms.tensor(x, dtype=ms.float64)).detach().numpy()
      """),
-    "the library's ASPPHead forward on the student's modules": (
-        "q1_aspp_forward", "from minisegnet.models import heads\nreturn heads.ASPPHead.forward(self, inputs)"),
+    "the library's ASPP head helper on the student's modules": (
+        "q1_aspp_forward", "from minisegnet.models import heads\noutput = heads.ASPPHead._aspp_features(self, x)"),
     "the library's interpolate": ("q6_bilinear", """
         import minisegnet as ms
         out = ms.functional.interpolate(ms.tensor(x), size=size, mode='bilinear',
@@ -96,13 +99,30 @@ def test_every_cheat_scores_zero_and_the_exit_code_says_so(tmp_path, capsys):
     assert "all questions complete" not in out and "5/5" not in out
 
 
+LIBRARY_CHEATS = ["the library's iou", "the library's iou imported under another name",
+                  "the library's conv2d", "the library's conv2d through nn.Conv2d",
+                  "the library's ASPP head helper on the student's modules", "the library's interpolate",
+                  "the library called only when the grader is detected"]
+
+
+def test_the_library_cheats_are_real_they_work_when_the_answer_key_is_on(tmp_path):
+    # the same files with nothing switched off: full marks, so the switch is what stops them
+    for i, what in enumerate(LIBRARY_CHEATS):
+        name, answer = CHEATS[what]
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        unguarded = dataclasses.replace(grading.QUESTIONS[name], answer_key=())
+        result = grading.grade_file(write(folder, name, answer), unguarded)
+        assert result.complete, (what, result.message)
+
+
 def test_the_answer_key_is_off_with_a_clear_message(tmp_path):
     result = grade(write(tmp_path, "q2_iou", CHEATS["the library's iou"][1]))
     assert result.message.endswith("the library's `iou` is the answer key for q2_iou and is off while grading "
                                    "Hint: " + grading.QUESTIONS["q2_iou"].checks[0].hint)
     result = grade(write(tmp_path, "q1_aspp_forward", CHEATS[
-        "the library's ASPPHead forward on the student's modules"][1]))
-    assert "`ASPPHead.forward` is the answer key for q1_aspp_forward" in result.message
+        "the library's ASPP head helper on the student's modules"][1]))
+    assert "`ASPPHead._aspp_features` is the answer key for q1_aspp_forward" in result.message
     result = grade(write(tmp_path, "q5_conv2d_im2col", CHEATS["the library's conv2d"][1]))
     assert "`conv2d` is the answer key for q5_conv2d_im2col" in result.message
 
