@@ -216,8 +216,7 @@ def test_no_process_outlives_its_question_even_after_setsid(tmp_path):
     assert len(started) == 2
     time.sleep(0.2)
     assert not [p for p in started if _alive(p)]
-    assert not sandbox.descendants(os.getpid()) or all(
-        not _alive(p) or p not in sandbox.descendants(os.getpid()) for p in started)
+    assert not [p for p in started if os.path.exists(f"/proc/{p}")]       # and reaped
 
 
 def test_empty_working_folder_home_there_and_a_scrubbed_environment(tmp_path, monkeypatch):
@@ -269,4 +268,4 @@ def test_a_detached_process_whose_runner_exits_is_reaped_by_the_grader(tmp_path)
     assert result.points == 0 and "the grading process stopped (exit code 0)" in result.message
     (pid,) = [int(p.name) for p in pids.iterdir()]
     time.sleep(0.2)
-    assert not _alive(pid)
+    assert not os.path.exists(f"/proc/{pid}")        # killed and reaped, not left a zombie

@@ -42,7 +42,6 @@ _RUNNER_SOURCE = pathlib.Path(runner.__file__).read_text(encoding="utf-8")
 _PACKAGE_ROOT = str(pathlib.Path(__file__).resolve().parents[2])
 
 _live_runners = set()          # pids of runners in flight (class mode runs several at once)
-_runner_sessions = set()       # session ids of every runner started, for finding their orphans
 _registry_lock = threading.Lock()
 _first_runner_start = []       # start time of the first runner: older processes are never orphans of ours
 _subreaper = []
@@ -87,7 +86,7 @@ def _start_time(pid):
 
 
 def _proc_table():
-    """``{pid: (ppid, sid)}`` of every process (Linux ``/proc``; empty elsewhere)."""
+    """``{pid: (ppid, sid)}`` of every process, zombies included (Linux ``/proc``; empty elsewhere)."""
     table = {}
     try:
         names = os.listdir("/proc")
@@ -102,7 +101,7 @@ def _proc_table():
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 3 and fields[0] != "Z":
+        if len(fields) > 3:
             table[int(name)] = (int(fields[1]), int(fields[3]))
     return table
 
@@ -149,7 +148,7 @@ def kill_tree(proc):
 def reap_orphans():
     """Kill and reap processes re-parented to this process (we are a subreaper) that came
     from a runner: children of ours, started after the first runner, that are not a live
-    runner and sit in a runner's session or in a session of their own (``setsid``)."""
+    runner and left our session (runners start their own; ``setsid`` makes another)."""
     me, my_sid = os.getpid(), os.getsid(0)
     since = _first_runner_start[0] if _first_runner_start else 0
     for _ in range(3):
@@ -157,13 +156,11 @@ def reap_orphans():
             table = _proc_table()
             orphans = [p for p, (ppid, sid) in table.items()
                        if ppid == me and p not in _live_runners and sid != my_sid
-                       and (sid in _runner_sessions or sid == p)
                        and (_start_time(p) or 0) >= since]
         if not orphans:
             return
-        for p in orphans:
-            victims = [p] + descendants(p, table)
-            _signal_all(victims, signal.SIGKILL)
+        for p in orphans:               # killed, then reaped (zombies included)
+            _signal_all([p] + descendants(p, table), signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(p, 0)
 
@@ -214,7 +211,6 @@ class Sandbox:
                     pass_fds=(to_child_r, from_child_w), cwd=self._tmp.name,
                     env=scrubbed_env(self._tmp.name), start_new_session=(os.name == "posix"))
                 _live_runners.add(self.proc.pid)
-                _runner_sessions.add(self.proc.pid)
                 if not _first_runner_start:
                     _first_runner_start.append(_start_time(self.proc.pid) or 0)
         finally:
@@ -322,10 +318,8 @@ class Sandbox:
             code = None
         self._drain()
         err = self.output["stderr"].decode("utf-8", "replace")
-        if "MemoryError" in err or (code is not None and code == -signal.SIGKILL and "alloc" in err):
+        if "MemoryError" in err:
             return f"over the memory limit ({format_bytes(self.memory)}): your code needs too much memory"
-        if code is not None and code == -getattr(signal, "SIGXFSZ", 0):
-            return f"over the file-size limit ({format_bytes(self.fsize)})"
         last = err.strip().splitlines()[-1:] if err.strip() else []
         return (f"the grading process stopped (exit code {code})"
                 + (f": {last[0][:200]}" if last else ""))
