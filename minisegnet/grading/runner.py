@@ -300,6 +300,9 @@ def serve(in_fd, out_fd):
         message["nonce"] = nonce
         _write_all(out_fd, pack(message))
 
+    # the library is imported (and its answer key switched off) before the limits apply
+    switched = switch_off_answer_key(start.get("answer_key", ()), start["question"])
+    import minisegnet.tensor  # noqa: F401
     limits = start.get("limits", {})
     try:
         import resource
@@ -311,7 +314,6 @@ def serve(in_fd, out_fd):
         pass
     _become_subreaper()
     path = os.path.abspath(start["path"])
-    switched = switch_off_answer_key(start.get("answer_key", ()), start["question"])
     sys.meta_path.insert(0, _RefuseGraderImports([t.split(":")[0] for t in start.get("answer_key", ())
                                                   if "*" not in t.split(":")[0]]))
     sys.argv = [path]

@@ -318,7 +318,7 @@ class Sandbox:
             code = None
         self._drain()
         err = self.output["stderr"].decode("utf-8", "replace")
-        if "MemoryError" in err:
+        if any(s in err for s in ("MemoryError", "failed to map segment", "Cannot allocate memory")):
             return f"over the memory limit ({format_bytes(self.memory)}): your code needs too much memory"
         last = err.strip().splitlines()[-1:] if err.strip() else []
         return (f"the grading process stopped (exit code {code})"
