@@ -78,6 +78,9 @@ def test_class_mode_refuses_what_it_cannot_grade(tmp_path, capsys):
     assert "no student folders" in capsys.readouterr().err
     assert grading.main(["--class", str(tmp_path / "empty")]) == 2
     assert "--class needs --out" in capsys.readouterr().err
+    (tmp_path / "empty" / "ada").mkdir()
+    assert grading.main([str(tmp_path / "empty")]) == 2           # a class folder without --class
+    assert "use --class" in capsys.readouterr().err
 
 
 def test_main_exit_codes_and_json(tmp_path, capsys):

@@ -162,7 +162,9 @@ def find_exercises(paths, questions=None):
         if p.is_dir():
             files, _ = match_folder(p, questions)
             if not any(f.is_file() for _, f in files):
-                problems.append(f"no exercise files (q1_aspp_forward.py, ...) in folder {p}")
+                hint = ("; it holds folders: to grade one folder per student, use --class "
+                        f"{p} --out DIR" if any(c.is_dir() for c in p.iterdir()) else "")
+                problems.append(f"no exercise files (q1_aspp_forward.py, ...) in folder {p}{hint}")
                 continue
         elif p.is_file():
             try:
