@@ -201,11 +201,9 @@ def build_parser():
     sub.add_parser("models", help="list the models")
     sub.add_parser("datasets", help="list the datasets")
 
-    g = sub.add_parser("grade", help="grade the exercises")
-    g.add_argument("paths", nargs="*", metavar="PATH")
-    g.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
-    g.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="time limit per question")
-    g.add_argument("--seed", type=_nonnegative_int, help="seed of the random test inputs")
+    g = sub.add_parser("grade", help="grade the exercises (one student's files, or a class with --class)")
+    from .grading.cli import add_arguments as add_grade_arguments
+    add_grade_arguments(g)
 
     b = sub.add_parser("bench", help="run a benchmark script of the repository (benchmarks/bench_NAME.py)")
     b.add_argument("name", metavar="NAME", help="e.g. ops, train, zoo")
