@@ -559,7 +559,7 @@ def test_encoder_decoder_loss_and_gradients_match_pytorch():
 
 def test_list_models_and_defaults():
     names = models.list_models()
-    assert set(names) == set(ZOO)
+    assert set(ZOO) <= set(names)       # the real-time models are checked in test_realtime_models.py
     assert all(isinstance(d, str) and d for d in names.values())
     assert isinstance(models.create("fcn8s", 2).backbone, models.VGG)
     deeplab = models.create("deeplabv3", 2)
