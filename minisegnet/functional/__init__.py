@@ -11,6 +11,7 @@ plus a small function that checks its arguments and calls ``Function.apply``:
 * :mod:`.resize`      – interpolate (nearest, bilinear, both ``align_corners``)
 * :mod:`.normalization` – batch_norm, dropout, dropout2d
 * :mod:`.loss`        – softmax, log_softmax, cross_entropy, dice_loss
+* :mod:`.transformer` – layer_norm, gelu, scaled_dot_product_attention, drop_path
 
 Importing this package also gives :class:`~minisegnet.tensor.Tensor` its operator and
 method forms (``a + b``, ``x.relu()``, ``x.sum(dim=1)``, ...).
@@ -27,6 +28,7 @@ from .pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_
 from .resize import interpolate
 from .normalization import batch_norm, dropout, dropout2d
 from .loss import cross_entropy, dice_loss, log_softmax, softmax
+from .transformer import drop_path, gelu, layer_norm, scaled_dot_product_attention
 
 
 def _reflected(fn):

@@ -23,7 +23,8 @@ class EncoderDecoder(nn.Module):
     Args:
         backbone: a module mapping (N, C, H, W) images to a list of feature maps.
         decode_head: a :class:`~minisegnet.models.heads.BaseDecodeHead`.
-        auxiliary_head: optional head used only for the training loss.
+        auxiliary_head: optional head used only for the training loss (or an
+            ``nn.ModuleList`` of heads, whose losses are summed).
         align_corners: of the final bilinear resize (and of the losses' resize).
         aux_weight: weight of the auxiliary loss (0.4 as in PSPNet / MMSegmentation).
 
@@ -106,9 +107,11 @@ class EncoderDecoder(nn.Module):
                                                          label_smoothing=label_smoothing)}
         total = losses["loss_decode"]
         if self.auxiliary_head is not None:
-            aux_logits = self._decode(self.auxiliary_head, feats, size)
-            losses["loss_aux"] = F.cross_entropy(aux_logits, target, ignore_index=self.ignore_index,
-                                                 label_smoothing=label_smoothing)
+            # one head, or several (a ModuleList, e.g. BiSeNetV2's boosters): their losses add up
+            heads = self.auxiliary_head if isinstance(self.auxiliary_head, nn.ModuleList) else [self.auxiliary_head]
+            losses["loss_aux"] = sum(F.cross_entropy(self._decode(head, feats, size), target,
+                                                     ignore_index=self.ignore_index,
+                                                     label_smoothing=label_smoothing) for head in heads)
             total = total + losses["loss_aux"] * self.aux_weight
         if dice_weight:
             losses["loss_dice"] = F.dice_loss(logits, target, ignore_index=self.ignore_index)

@@ -7,6 +7,8 @@ multiply-accumulate operations (MACs; 1 MAC = 2 FLOPs):
 * Conv2d:           ``N * H_out * W_out * C_out * (C_in / groups) * kh * kw``
 * ConvTranspose2d:  ``N * H_in * W_in * C_in * (C_out / groups) * kh * kw``
 * Linear:           ``(elements of the output) * in_features``
+* a module with an ``extra_macs(inputs, output)`` method adds the work it does outside
+  its child modules (self-attention's two matrix products, ``Q K^T`` and ``weights V``)
 
 Everything else (BatchNorm, ReLU, pooling, and the resizes and concatenations heads do
 as functions) is shown with ``-``: it is cheap next to convolutions. Two lessons
@@ -24,6 +26,8 @@ def _pair(v):
 
 def _macs(module, inputs, output):
     kind = type(module).__name__
+    if hasattr(module, "extra_macs"):      # work done outside child modules (attention's matmuls)
+        return module.extra_macs(inputs, output)
     if kind in ("Conv2d", "ConvTranspose2d"):
         kh, kw = _pair(module.kernel_size)
         w = module.weight.shape          # Conv2d (C_out, C_in/g, kh, kw); transposed (C_in, C_out/g, kh, kw)
@@ -66,7 +70,7 @@ def profile(model, input_size=(1, 3, 64, 64)):
 
     try:
         for name, m in model.named_modules():
-            if next(m.children(), None) is None:
+            if next(m.children(), None) is None or hasattr(m, "extra_macs"):
                 object.__setattr__(m, "forward", wrap(name, m))
                 patched.append(m)
         model.eval()

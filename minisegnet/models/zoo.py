@@ -3,7 +3,7 @@
     >>> from minisegnet import models
     >>> model = models.create("deeplabv3", num_classes=21)          # resnet_tiny, output stride 8
     >>> sorted(models.list_models())
-    ['deeplabv3', 'deeplabv3plus', 'fcn', 'fcn8s', 'pspnet', 'segnet']
+    ['bisenetv2', 'deeplabv3', 'deeplabv3plus', 'fast_scnn', 'fcn', 'fcn8s', 'pspnet', 'segformer_b0', 'segnet']
 
 The defaults are deliberately tiny (``channels=64`` in the heads, ``resnet_tiny`` with
 widths 16-32-64-128) so a model trains in minutes on a CPU; ``backbone='resnet18'`` and
@@ -14,6 +14,9 @@ import os
 from .backbones import BACKBONES, create_backbone
 from .heads import ASPPHead, DepthwiseSeparableASPPHead, FCNHead, PSPHead
 from .segmentor import EncoderDecoder, FCN8s
+from .bisenetv2 import bisenetv2
+from .fast_scnn import fast_scnn
+from .segformer import segformer_b0
 
 _DESCRIPTIONS = {
     "fcn": "FCN: a backbone (dilated, output stride 8 by default) and FCNHead (two 3x3 convs) on c4",
@@ -22,7 +25,12 @@ _DESCRIPTIONS = {
     "deeplabv3": "DeepLabV3: ASPP (image pool + rates 1, 12, 24, 36 at OS 8) on a dilated backbone",
     "deeplabv3plus": "DeepLabV3+: depthwise-separable ASPP plus a decoder fusing stride-4 features c1",
     "segnet": "SegNet: a VGG-style encoder whose max-pool indices drive the decoder's unpooling",
+    "fast_scnn": "Fast-SCNN: learning to downsample, inverted residuals + pyramid pooling, fusion at stride 8",
+    "bisenetv2": "BiSeNetV2: detail and semantic branches, guided aggregation, booster heads (aux)",
+    "segformer_b0": "SegFormer-B0: Mix Transformer (efficient self-attention, Mix-FFN) and the all-MLP decoder",
 }
+# Models that bring their own backbone: create() passes them width, channels and aux only.
+_OWN_BACKBONE = {"fast_scnn": fast_scnn, "bisenetv2": bisenetv2, "segformer_b0": segformer_b0}
 
 
 def list_models():
@@ -39,13 +47,16 @@ def aspp_dilations(output_stride):
     return {8: (1, 12, 24, 36), 16: (1, 6, 12, 18), 32: (1, 3, 6, 9)}[output_stride]
 
 
-def create(name, num_classes, backbone=None, output_stride=None, pretrained=None, aux=False, channels=64,
+def create(name, num_classes, backbone=None, output_stride=None, pretrained=None, aux=False, channels=None,
            in_channels=3, dropout_ratio=0.1, align_corners=False, multi_grid=None, dilations=None,
-           c1_channels=None, ignore_index=255):
+           c1_channels=None, ignore_index=255, width=1.0):
     """Build the segmentation model ``name`` (see :func:`list_models`).
 
     Args:
-        name: 'fcn', 'fcn8s', 'pspnet', 'deeplabv3' or 'deeplabv3plus'.
+        name: 'fcn', 'fcn8s', 'pspnet', 'deeplabv3', 'deeplabv3plus', or one of the models with
+            their own backbone, 'fast_scnn', 'bisenetv2', 'segformer_b0' (these take only
+            ``width``, ``aux``, ``in_channels``, ``dropout_ratio``, ``align_corners``,
+            ``ignore_index`` and, for SegFormer, the decoder's ``channels``).
         num_classes: classes to predict (the logits' channel count).
         backbone: 'resnet_tiny' (default; 'vgg_tiny' for fcn8s), 'resnet18', 'resnet34'
             or 'vgg_tiny'.
@@ -63,6 +74,7 @@ def create(name, num_classes, backbone=None, output_stride=None, pretrained=None
         c1_channels: DeepLabV3+'s reduced low-level channels (default ``channels // 4``,
             like 48 for 256 in the paper).
         ignore_index: label ignored by the losses.
+        width: channel multiplier of fast_scnn, bisenetv2 and segformer_b0 (1.0: the paper's).
     """
     if name not in _DESCRIPTIONS:
         raise ValueError(f"unknown model {name!r}; available models: {', '.join(sorted(_DESCRIPTIONS))}")
@@ -72,6 +84,10 @@ def create(name, num_classes, backbone=None, output_stride=None, pretrained=None
             raise ValueError("segnet has its own encoder (output stride 8): backbone, pretrained and "
                              "output_stride do not apply")             # it has no auxiliary head: aux is ignored
         return SegNet(num_classes, in_channels=in_channels, ignore_index=ignore_index)
+    if name in _OWN_BACKBONE:
+        return _create_own_backbone(name, num_classes, backbone, output_stride, pretrained, aux, channels,
+                                    in_channels, dropout_ratio, align_corners, ignore_index, width)
+    channels = 64 if channels is None else channels
     if backbone is None:
         backbone = "vgg_tiny" if name == "fcn8s" else "resnet_tiny"
     if backbone not in BACKBONES:
@@ -110,6 +126,22 @@ def create(name, num_classes, backbone=None, output_stride=None, pretrained=None
                                           dilations=tuple(dilations or aspp_dilations(output_stride)),
                                           in_channels=c4, channels=channels, in_index=3, **common)
     return EncoderDecoder(net, head, auxiliary_head=aux_head, align_corners=align_corners)
+
+
+def _create_own_backbone(name, num_classes, backbone, output_stride, pretrained, aux, channels, in_channels,
+                         dropout_ratio, align_corners, ignore_index, width):
+    for arg, value in (("backbone", backbone), ("output_stride", output_stride), ("pretrained", pretrained)):
+        if value is not None:
+            raise ValueError(f"{name} has its own backbone at fixed strides; {arg} must be None, got {value!r}")
+    if channels is not None and name != "segformer_b0":
+        raise ValueError(f"{name}: channels applies only to segformer_b0's decoder (use width), got {channels!r}")
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        raise ValueError(f"{name}: width must be a positive number, got {width!r}")
+    common = dict(in_channels=in_channels, width=width, dropout_ratio=dropout_ratio, align_corners=align_corners,
+                  ignore_index=ignore_index)
+    if name == "segformer_b0":           # no auxiliary head: ``aux`` is accepted and ignored
+        return segformer_b0(num_classes, channels=channels, **common)
+    return _OWN_BACKBONE[name](num_classes, aux=aux, **common)
 
 
 def _load_pretrained(backbone, pretrained):

@@ -10,3 +10,4 @@ from .conv import *  # noqa: F401,F403  Conv2d, ConvTranspose2d
 from .pooling import *  # noqa: F401,F403  MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Upsample
 from .normalization import *  # noqa: F401,F403  BatchNorm2d, Dropout2d
 from .loss import *  # noqa: F401,F403  CrossEntropyLoss, DiceLoss
+from .transformer import *  # noqa: F401,F403  LayerNorm, GELU, MultiheadAttention, DropPath
