@@ -230,6 +230,22 @@ def test_smallest_input_sizes_are_the_real_ones():
     assert resnet(tensor(np.zeros((1, 3, 8, 8), np.float32))).shape == (1, 2, 8, 8)
 
 
+# hand-computed: SegNet pools 2x2 three times (2**3 = 8); SegFormer-B0 embeds with a 7x7 conv,
+# stride 4, padding 3 ((29 + 6 - 7) // 4 + 1 = 8 tokens) and its first attention reduces by 8x8
+@pytest.mark.parametrize("name,smallest", [("segnet", 8), ("segformer_b0", 29), ("fast_scnn", 1),
+                                           ("bisenetv2", 1)])
+def test_smallest_input_sizes_of_the_own_backbone_models(name, smallest):
+    model = models.create(name, num_classes=2)
+    model.eval()
+    assert model.min_input_size == models.zoo.min_input_size(name) == smallest
+    assert model(tensor(np.zeros((1, 3, max(smallest, 2), 40), np.float32))).shape[2:] == (max(smallest, 2), 40)
+    if smallest > 1:
+        with pytest.raises(Exception):              # the network itself cannot take one pixel less
+            model.decode_head(model.backbone(tensor(np.zeros((1, 3, smallest - 1, 40), np.float32))))
+        with pytest.raises(ValueError, match=f"at least {smallest} x {smallest}"):
+            model(tensor(np.zeros((1, 3, smallest - 1, 40), np.float32)))
+
+
 def test_too_small_image_size_fails_before_any_work(capsys, tmp_path):
     out = tmp_path / "small"
     code, _, err = run(capsys, "train", *TINY[2:], "--model", "fcn8s", "--image-size", "24", "--out", out)

@@ -83,10 +83,14 @@ def create(name, num_classes, backbone=None, output_stride=None, pretrained=None
         if backbone is not None or pretrained is not None or output_stride not in (None, 8):
             raise ValueError("segnet has its own encoder (output stride 8): backbone, pretrained and "
                              "output_stride do not apply")             # it has no auxiliary head: aux is ignored
-        return SegNet(num_classes, in_channels=in_channels, ignore_index=ignore_index)
+        model = SegNet(num_classes, in_channels=in_channels, ignore_index=ignore_index)
+        model.backbone.min_input_size = min_input_size(name)
+        return model
     if name in _OWN_BACKBONE:
-        return _create_own_backbone(name, num_classes, backbone, output_stride, pretrained, aux, channels,
-                                    in_channels, dropout_ratio, align_corners, ignore_index, width)
+        model = _create_own_backbone(name, num_classes, backbone, output_stride, pretrained, aux, channels,
+                                     in_channels, dropout_ratio, align_corners, ignore_index, width)
+        model.backbone.min_input_size = min_input_size(name)
+        return model
     channels = 64 if channels is None else channels
     if backbone is None:
         backbone = "vgg_tiny" if name == "fcn8s" else "resnet_tiny"
@@ -158,8 +162,10 @@ def _load_pretrained(backbone, pretrained):
 
 # the smallest input side a model (by name) or a backbone accepts: vgg_tiny halves the image
 # with five 2x2 max pools (no padding), so a side under 32 pixels shrinks to nothing; the
-# ResNets pad every strided conv and pool, so any side works.
-_MIN_INPUT_SIZE = {"vgg_tiny": 32}
+# ResNets pad every strided conv and pool, so any side works. SegNet's three unpadded 2x2 pools
+# need 8 pixels; SegFormer-B0's stage-1 attention reduces its stride-4 token grid by 8x8, so the
+# grid must have 8 tokens a side: 29 pixels (the 7x7 stride-4 patch embedding pads by 3).
+_MIN_INPUT_SIZE = {"vgg_tiny": 32, "segnet": 8, "segformer_b0": 29}
 
 
 def min_input_size(name, backbone=None):
@@ -170,6 +176,8 @@ def min_input_size(name, backbone=None):
     """
     if name not in _DESCRIPTIONS:
         raise ValueError(f"unknown model {name!r}; available models: {', '.join(sorted(_DESCRIPTIONS))}")
+    if name in _OWN_BACKBONE or name == "segnet":
+        return _MIN_INPUT_SIZE.get(name, 1)
     if backbone is None:
         backbone = "vgg_tiny" if name == "fcn8s" else "resnet_tiny"
     return _MIN_INPUT_SIZE.get(name, _MIN_INPUT_SIZE.get(backbone, 1))
