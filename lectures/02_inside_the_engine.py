@@ -412,7 +412,7 @@ if torch is not None:
     xtorch, wtorch = torch.from_numpy(xb), torch.from_numpy(wb)
     candidates["PyTorch conv2d"] = lambda: torch.nn.functional.conv2d(xtorch, wtorch)
 
-macs = N * O * C * 9 * (S - 2) ** 2
+macs = N * O * C * 9 * (S - 2) ** 2             # valid convolution: (S - 2) x (S - 2) outputs, 9 C MACs each
 timings = {name: best_time(fn, repeats=1 if name == "naive loops" else 5) for name, fn in candidates.items()}
 for name, seconds in timings.items():
     print(f"{name:>26}: {1e3 * seconds:8.2f} ms   {2 * macs / seconds / 1e9:7.3f} GFLOP/s")
@@ -433,17 +433,20 @@ N, C, O, S = 8, 32, 32, 32
 xb = rng.standard_normal((N, C, S, S)).astype(np.float32)
 wb = rng.standard_normal((O, C, 3, 3)).astype(np.float32)
 xt, wt = ms.tensor(xb), ms.tensor(wb)
+xpad = np.pad(xb, ((0, 0), (0, 0), (1, 1), (1, 1)))      # padding 1: every contestant makes S x S outputs
 big = {
-    "per-tap products": lambda: [conv_by_taps(xb[n], wb) for n in range(N)],
+    "per-tap products": lambda: np.stack([conv_by_taps(xpad[n], wb) for n in range(N)]),
     "minisegnet F.conv2d": lambda: F.conv2d(xt, wt, padding=1),
 }
 if torch is not None:
     xtorch, wtorch = torch.from_numpy(xb), torch.from_numpy(wb)
     big["PyTorch conv2d"] = lambda: torch.nn.functional.conv2d(xtorch, wtorch, padding=1)
-macs = N * O * C * 9 * S * S
 for name, fn in big.items():
+    outputs = np.prod(fn().shape)                  # N * O * H_out * W_out, counted from the result
+    macs = outputs * C * 9                          # each output is a sum over C channels x 9 taps
     seconds = best_time(fn, repeats=5)
-    print(f"{name:>22}: {1e3 * seconds:7.2f} ms   {2 * macs / seconds / 1e9:6.2f} GFLOP/s")
+    print(f"{name:>22}: {1e3 * seconds:7.2f} ms   {2 * macs / seconds / 1e9:6.2f} GFLOP/s   "
+          f"(output {tuple(fn().shape)})")
 
 conv_kernels.set_num_threads(None)             # back to the defaults
 if blas_limit is not None:

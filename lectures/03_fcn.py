@@ -111,10 +111,14 @@ print("12x12 input: conv output", grid.shape, "; cell (2, 3) == Linear on its wi
 # classification backbone halves the resolution five times: OS 32. A 224 × 224 image
 # gives 7 × 7 scores; our 64 × 64 images would give 2 × 2.
 #
-# What is the **best** a prediction at stride `s` could possibly do? Take the true mask,
-# average its one-hot encoding over each `s × s` cell (the most a cell can know), upsample
-# those class fractions bilinearly back to full size, and take the argmax. No network
-# is involved; this is the upper bound that the resolution alone sets:
+# How much does a coarse grid cost? Take the true mask, average its one-hot encoding over
+# each `s × s` cell (the `K` class fractions of the cell), upsample those fractions
+# bilinearly back to full size, and take the argmax. No network is involved. This is the
+# best that **this particular read-out** can do: `K` numbers per cell followed by bilinear
+# upsampling, which is how the `fcn` model below ends. It is *not* an upper bound for every
+# network at that stride: a network may put many more than `K` channels in each cell (where
+# the edge runs inside the cell, say), and a learned decoder can turn them into a sharper
+# outline than bilinear interpolation of class fractions.
 
 # %%
 from minisegnet import data, viz
@@ -134,7 +138,7 @@ bounds = {}
 for s in strides:
     cm = ConfusionMatrix(4).update(best_at_stride(masks, s), masks)
     bounds[s] = cm.compute()["mIoU"]
-    print(f"output stride {s:>2}: grid {128 // s:>3} x {128 // s:<3}  best possible mIoU {bounds[s]:.3f}")
+    print(f"output stride {s:>2}: grid {128 // s:>3} x {128 // s:<3}  mIoU of the class-fraction read-out {bounds[s]:.3f}")
 
 image, mask = big_shapes[0]
 fig, axes = plt.subplots(1, len(strides) + 2, figsize=(15, 2.9))
@@ -142,10 +146,32 @@ axes[0].imshow(image.transpose(1, 2, 0)); axes[0].set_title("image 128×128")
 axes[1].imshow(viz.colorize(mask, big_shapes.palette)); axes[1].set_title("ground truth")
 for ax, s in zip(axes[2:], strides):
     ax.imshow(viz.colorize(best_at_stride(mask[None], s)[0], big_shapes.palette))
-    ax.set_title(f"best from OS {s} ({128 // s}×{128 // s})")
+    ax.set_title(f"fractions at OS {s} ({128 // s}×{128 // s})")
 for ax in axes:
     ax.axis("off")
 plt.show()
+
+# %% [markdown]
+# **Slider: output stride.** Move `stride` and watch a class's fractions per cell (left, the
+# colour is the share of the cell's pixels that belong to the class) and the mask they
+# give (right). *Predict first:* at which stride does the triangle's tip disappear? (Without
+# ipywidgets, or when the notebook runs unattended, the figure is drawn for OS 16.)
+
+# %%
+def draw_stride(stride, klass=3):
+    cells = F.avg_pool2d(ms.tensor((mask[None, None] == klass).astype(np.float32)), stride).numpy()[0, 0]
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
+    axes[0].imshow(viz.colorize(mask, big_shapes.palette)); axes[0].set_title("ground truth")
+    im = axes[1].imshow(cells, cmap="viridis", vmin=0, vmax=1)
+    axes[1].set_title(f"'{big_shapes.classes[klass]}' fraction per {stride}×{stride} cell")
+    fig.colorbar(im, ax=axes[1], fraction=0.046, label="share of the cell")
+    axes[2].imshow(viz.colorize(best_at_stride(mask[None], stride)[0], big_shapes.palette))
+    axes[2].set_title(f"argmax after bilinear upsampling, OS {stride}")
+    for ax in axes:
+        ax.axis("off")
+    plt.show()
+
+course.slider(draw_stride, [{"stride": 16, "klass": 3}], stride=[4, 8, 16, 32], klass=[1, 2, 3])
 
 # %% [markdown]
 # At OS 32 corners are rounded off and small shapes vanish; at OS 8 the outline is nearly
@@ -263,6 +289,22 @@ for s, (everywhere, inside) in results.items():
 check("q6")
 
 # %% [markdown]
+# **The backward pass of bilinear resizing.** Resizing is linear in the input, `y = R x`,
+# where each output pixel is a weighted sum of (at most) four input pixels. Its gradient is
+# therefore `R^T g`: each output pixel's gradient is split back onto the same four input
+# pixels with the same four weights, and the shares that land on one input pixel add up.
+# This is the same *scatter* as the transposed convolution above, and it is what every
+# FCN, PSPNet and DeepLab sends back through its final resize. **Exercise Q12**
+# (`exercises/q12_bilinear_backward.py`) asks you to write that scatter in NumPy; the
+# grader compares it with the library's backward and with `gradcheck`:
+
+# %%
+if (course.ROOT / "exercises" / "q12_bilinear_backward.py").is_file():
+    check("q12")
+else:
+    print("exercises/q12_bilinear_backward.py is not in this checkout yet")
+
+# %% [markdown]
 # ## 4. FCN-32s, -16s, -8s and the library's FCNs
 #
 # The original FCN-32s upsamples the stride-32 scores in one step of 32. FCN-16s first
@@ -329,74 +371,156 @@ print("F.cross_entropy:", F.cross_entropy(logits, target, ignore_index=255).item
 check("q9")
 
 # %% [markdown]
-# ## 6. Training an FCN on Shapes
+# ## 6. Training FCN-8s, transposed convolutions included
 #
-# A training step is the loop every framework runs: forward pass and loss, `backward()`
-# for the gradients of all parameters, an optimizer step (Adam here), and a learning-rate
-# schedule (the "poly" decay, $lr = lr_0 (1 - t/T)^{0.9}$). To keep this lecture to a
-# minute on a CPU we train on 32 × 32 images with at most two, fairly large shapes, for
-# 300 steps; `minisegnet train` runs the full-size version.
+# Now the network of the syllabus: `fcn8s`, whose three upsampling layers are transposed
+# convolutions that *start* as bilinear interpolation and are trained with the rest. We
+# train on 64 × 64 images, so that pool3, pool4 and pool5 are 8 × 8, 4 × 4 and 2 × 2 maps
+# (on 32 × 32 images pool5 would be a single pixel). A training step is the loop every
+# framework runs, written once in `lectures/_course.py` (`course.train`): forward pass and
+# loss, `backward()`, an Adam step, and the "poly" decay $lr = lr_0 (1 - t/T)^{0.9}$.
+#
+# Two questions, each answered over two seeds so that the difference can be compared with
+# the run-to-run spread:
+#
+# 1. Does the bilinear start matter? The same network with its three transposed
+#    convolutions drawn at random instead (the default initialisation of a convolution
+#    layer, Kaiming-uniform as in PyTorch).
+# 2. What do the skips add? We read the trained network out after each stage of its
+#    decoder: the stride-32 scores alone, after adding pool4's scores, after adding pool3's.
 
 # %%
-from minisegnet import optim
 from minisegnet.train import evaluate
 
-SHAPES = dict(image_size=32, max_shapes=2, size_range=(0.25, 0.35))
-STEPS, BATCH = 300, 16
+SHAPES = dict(image_size=64, max_shapes=2, size_range=(0.25, 0.4))
+STEPS, BATCH, SEEDS = 150, 8, (0, 1)
 train_set = data.Shapes(length=STEPS * BATCH, split="train", seed=0, **SHAPES)
-val_set = data.Shapes(length=96, split="val", seed=0, **SHAPES)
+train_items = [train_set[i] for i in range(len(train_set))]    # generated once, shared by every run
+val_set = data.Shapes(length=64, split="val", seed=0, **SHAPES)
+val_loader = data.DataLoader(val_set, batch_size=32)
+UPSAMPLERS = ("upscore2", "upscore_pool4", "upscore8")
 
-def train(model, steps=STEPS, lr=6e-3):
-    optimizer = optim.Adam(model.parameters(), lr=lr)
-    schedule = optim.PolyLR(optimizer, total_iters=steps, power=0.9)
-    loader = data.DataLoader(train_set, batch_size=BATCH, shuffle=True, seed=0, drop_last=True)
-    losses, start = [], time.perf_counter()
-    model.train()
-    for step, (images, masks) in zip(range(steps), loader):
-        loss = model.loss(images, masks)["loss"]     # pixel-wise cross-entropy
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-    return losses, time.perf_counter() - start
+def make_fcn8s(seed, init):
+    ms.manual_seed(seed)
+    model = models.create("fcn8s", num_classes=4)
+    if init == "random":
+        for name in UPSAMPLERS:
+            nn.init.kaiming_uniform_(getattr(model.decode_head, name).weight, a=5 ** 0.5)
+    return model
 
-ms.manual_seed(0)
-model = models.create("fcn", num_classes=4)
-losses, seconds = train(model)
-cm = evaluate(model, data.DataLoader(val_set, batch_size=32), num_classes=4)
-print(f"trained {STEPS} steps in {seconds:.0f} s; validation:")
-print(cm.table(val_set.classes))
+runs = {}
+for init in ("bilinear", "random"):
+    for seed in SEEDS:
+        model = make_fcn8s(seed, init)
+        losses, seconds = course.train(model, train_items, STEPS, batch_size=BATCH, lr=3e-3, seed=seed)
+        runs[init, seed] = dict(model=model, losses=losses, seconds=seconds,
+                                scores=evaluate(model, val_loader, num_classes=4).compute())
+for init in ("bilinear", "random"):
+    mious = [runs[init, seed]["scores"]["mIoU"] for seed in SEEDS]
+    seconds = np.mean([runs[init, seed]["seconds"] for seed in SEEDS])
+    print(f"{init:>8} start: validation mIoU {course.spread(mious)}   ({STEPS} steps, {seconds:.0f} s a run)")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
-axes[0].plot(losses, color="0.75", lw=0.8, label="per step")
-axes[0].plot(np.convolve(losses, np.ones(20) / 20, mode="valid"), label="mean of 20 steps")
-axes[0].set_xlabel("step"); axes[0].set_ylabel("cross-entropy"); axes[0].legend(); axes[0].set_title("training loss")
-iou = cm.compute()["IoU"]
-axes[1].bar(val_set.classes, iou, color=val_set.palette / 255, edgecolor="0.3")
-axes[1].set_ylim(0, 1); axes[1].set_title(f"validation IoU per class (mIoU {np.nanmean(iou):.2f})")
+fig, ax = plt.subplots(figsize=(7.5, 3.2))
+for (init, seed), run in runs.items():
+    smooth = np.convolve(run["losses"], np.ones(10) / 10, mode="valid")
+    ax.plot(smooth, color="tab:blue" if init == "bilinear" else "tab:red", ls="-" if seed == 0 else "--",
+            label=f"{init} start, seed {seed}")
+ax.set_xlabel("step"); ax.set_ylabel("loss (mean of 10 steps)"); ax.set_yscale("log")
+ax.set_title("FCN-8s training loss")
+ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+fig.tight_layout()
 plt.show()
 
-model.eval()
-images, masks = next(iter(data.DataLoader(val_set, batch_size=4)))
-viz.plot_predictions(images, masks, model.predict(images), class_names=val_set.classes,
-                     palette=val_set.palette, max_images=4, title="FCN after 300 steps")
+# %% [markdown]
+# What did training do to the upsampling kernels? Below, the last layer (`upscore8`, 16 × 16,
+# stride 8) of the bilinear-start run: the kernel it started from, the learned kernel of
+# two classes, and the change. The printed numbers give, for each of the three layers, the
+# size of the change relative to the start, and how much weight now leaks *between*
+# classes (the start maps each class only to itself).
+
+# %%
+model = runs["bilinear", 0]["model"]
+start_kernel = nn.init.bilinear_kernel(16)
+for name in UPSAMPLERS:
+    w = getattr(model.decode_head, name).weight.numpy()                  # (K_in, K_out, k, k)
+    w0 = np.zeros_like(w)
+    for k in range(w.shape[0]):
+        w0[k, k] = nn.init.bilinear_kernel(w.shape[-1])
+    off = np.abs(w - w * np.eye(w.shape[0])[:, :, None, None]).sum() / np.abs(w).sum()
+    print(f"{name:>14}: |learned - bilinear| / |bilinear| = {np.linalg.norm(w - w0) / np.linalg.norm(w0):.3f}, "
+          f"share of |weight| between different classes {off:.3f}")
+
+w = model.decode_head.upscore8.weight.numpy()
+panels = [("bilinear start", start_kernel), ("learned: background -> background", w[0, 0]),
+          ("learned: circle -> circle", w[1, 1]), ("learned - start (circle)", w[1, 1] - start_kernel)]
+fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
+for ax, (name, kernel) in zip(axes, panels):
+    im = ax.imshow(kernel, cmap="coolwarm" if "-" in name.split(":")[0] else "viridis")
+    ax.set_title(name, fontsize=9); ax.set_xticks([]); ax.set_yticks([])
+    fig.colorbar(im, ax=ax, fraction=0.046)
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
-# The background and the object outlines are learned first; telling circles, squares
-# and triangles apart takes longer, because it needs the *shape* of a whole object, a
-# context of many pixels. The next two lectures are about giving every pixel more
-# context: pooling at several scales (PSPNet) and dilated convolutions (DeepLab).
+# And what do the skips add? The trained network read out at each depth of its decoder (each
+# read-out resized bilinearly to the image for the picture and the score):
+
+# %%
+head = model.decode_head
+images, masks = next(iter(data.DataLoader(val_set, batch_size=64)))
+with ms.no_grad():
+    pool3, pool4, pool5 = model.backbone(images)[-3:]
+    s32 = head.cls_seg(head.fc(pool5))                                            # stride 32
+    s16 = head.score_pool4(pool4) + head._align(head.upscore2(s32), pool4)        # + pool4: stride 16
+    s8 = head.score_pool3(pool3) + head._align(head.upscore_pool4(s16), pool3)    # + pool3: stride 8
+    print("upscore8(stride-8 scores) == the model's output:",
+          np.allclose(head.upscore8(s8).numpy(), model(images).numpy(), atol=1e-5))
+readouts = {}
+for name, scores in (("32s", s32), ("16s", s16), ("8s", s8)):
+    up = F.interpolate(scores, size=(64, 64), mode="bilinear", align_corners=False).numpy().argmax(axis=1)
+    readouts[name] = up
+    miou = ConfusionMatrix(4).update(up, masks.numpy()).compute()["mIoU"]
+    print(f"read out at {name}: {tuple(scores.shape[2:])} scores, validation mIoU {miou:.3f}")
+readouts["8s + upscore8"] = model.predict(images).numpy()
+
+fig, axes = plt.subplots(3, 2 + len(readouts), figsize=(2.1 * (2 + len(readouts)), 6.6))
+for row in range(3):
+    axes[row, 0].imshow(images.numpy()[row].transpose(1, 2, 0)); axes[row, 0].set_title("image")
+    axes[row, 1].imshow(viz.colorize(masks.numpy()[row], val_set.palette)); axes[row, 1].set_title("truth")
+    for col, (name, pred) in enumerate(readouts.items()):
+        axes[row, 2 + col].imshow(viz.colorize(pred[row], val_set.palette)); axes[row, 2 + col].set_title(name)
+for ax in axes.ravel():
+    ax.axis("off")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The stride-32 read-out has only 2 × 2 cells for a 64 × 64 image, so it can place a blob
+# but not draw it; each skip adds a finer grid, and the outline sharpens. (The skip
+# layers start at zero, so at step 0 all four read-outs are the same FCN-32s; the
+# network *learned* to use the finer features.) What remains: edges still follow the
+# stride-8 grid (corners of squares and triangle tips are rounded), and with 150 steps
+# the classes of some objects are still confused, because telling a circle from a square
+# needs the shape of the whole object, a context of many pixels. The next two lectures
+# are about giving every pixel more context: pooling at several scales (PSPNet) and
+# dilated convolutions (DeepLab).
+#
+# **Change this and re-run.** Set `SEEDS = (0, 1, 2)` and compare the two starts again:
+# *prediction:* the gap between the bilinear and the random start shrinks relative to the
+# seed spread as you raise `STEPS`, because the transposed convolutions can learn to
+# upsample from any start; the bilinear start mostly buys a faster beginning.
 #
 # ## Summary
 #
 # * `Linear` on a pooled vector == `1 × 1` convolution at every pixel, then pooling; a
 #   flattened `k × k` block into `Linear` == a `k × k` convolution. Replacing them makes a
 #   classifier *fully convolutional*: any input size, a grid of scores out.
-# * The grid has the backbone's output stride; OS 32 loses the fine structure even for a
-#   perfect network, OS 8 mostly keeps it.
+# * The grid has the backbone's output stride; read out as class fractions and upsampled
+#   bilinearly, OS 32 loses the fine structure, OS 8 mostly keeps it.
 # * A transposed convolution scatters kernel stamps; it is the transpose (adjoint) of a
 #   convolution, and with the bilinear kernel it equals bilinear upsampling away from the
 #   border.
-# * Training minimises the per-pixel cross-entropy, skipping ignored pixels.
+# * Training minimises the per-pixel cross-entropy, skipping ignored pixels. FCN-8s trains
+#   its transposed convolutions from the bilinear start; the skips from pool4 and pool3
+#   sharpen what the stride-32 scores can only place.
