@@ -354,6 +354,39 @@ ax.set_xlim(-0.2, x); ax.set_ylim(-2.1, 2.6); ax.axis("off")
 plt.show()
 
 # %% [markdown]
+# **Shallow and deep features.** What do the stages compute? We train the library's FCN
+# for 60 steps on Shapes (a few seconds; lecture 3 explains the training loop) and draw,
+# for one image, the four most active channels of the first stage `c1` (stride 4) and of
+# the last stage `c4` (stride 8, after dilation). Colour is the channel's value.
+
+# %%
+ms.manual_seed(0)
+fcn = models.create("fcn", num_classes=K)
+course.train(fcn, data.Shapes(length=480, image_size=64, seed=0, split="train"), steps=60, batch_size=8, lr=3e-3)
+with ms.no_grad():
+    c1, _, _, c4 = fcn.backbone(ms.tensor(image[None]))
+rows = [("c1 (stride 4)", c1.numpy()[0]), ("c4 (stride 8)", c4.numpy()[0])]
+fig, axes = plt.subplots(2, 5, figsize=(13, 5.4))
+for row, (name, maps) in enumerate(rows):
+    axes[row, 0].imshow(image.transpose(1, 2, 0)); axes[row, 0].set_title("image"); axes[row, 0].axis("off")
+    strongest = np.argsort(maps.reshape(len(maps), -1).std(axis=1))[::-1][:4]
+    for col, ch in enumerate(strongest, start=1):
+        im = axes[row, col].imshow(maps[ch], cmap="viridis")
+        axes[row, col].set_title(f"{name}, channel {ch}", fontsize=9); axes[row, col].axis("off")
+        fig.colorbar(im, ax=axes[row, col], fraction=0.046)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The shallow channels are local detectors: their strongest responses sit on edges
+# (a rim of the shape, the border of the image) and on colour contrast, and they still
+# show the background's texture. The deep channels are coarser and each lights up over a
+# large region, the object or the background around it: closer to *what* is where, which
+# is what a label map needs, but at a fraction of the resolution. (After only 60 steps of
+# training the picture is rough; change `steps=60` to 300 and re-run: *prediction:* the
+# deep channels become cleaner object / background maps, the shallow ones stay edge-like.)
+# Combining the two is the theme of lecture 3.
+#
 # ## 4. What per-pixel labels are for
 #
 # A box is enough to *count* or *track* objects; a label per pixel is needed whenever

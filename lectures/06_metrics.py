@@ -100,8 +100,31 @@ ious = [metrics.iou(disc(48, 42 + s, 26), truth) for s in shifts]
 dices = [metrics.dice(disc(48, 42 + s, 26), truth) for s in shifts]
 fig, ax = plt.subplots(figsize=(5.5, 3))
 ax.plot(shifts, ious, marker="o", label="IoU"); ax.plot(shifts, dices, marker="s", label="Dice")
-ax.set_xlabel("shift of an equal disc (pixels)"); ax.set_ylabel("score"); ax.legend()
+ax.set_xlabel("shift of an equal disc (pixels)"); ax.set_ylabel("score"); ax.set_title("two equal discs sliding apart")
+ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+fig.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **Slider: two shifting discs.** Move the prediction (`shift`) and change its radius
+# (`radius`; the truth has radius 26). *Predict first:* with no shift, which radius gives
+# IoU 0.5, and what is Dice then? (Check: Dice = 2·0.5 / 1.5.) (Static figure: shift 10,
+# radius 20.)
+
+# %%
+def draw_discs(shift, radius):
+    a = disc(48, 42 + shift, radius)
+    inter = (a & truth).sum()
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    picture = np.ones(truth.shape + (3,))
+    picture[truth] -= (0.5, 0.3, 0.0); picture[a] -= (0.0, 0.3, 0.5)
+    ax.imshow(np.clip(picture, 0, 1))
+    ax.contour(truth, levels=[0.5], colors="tab:blue"); ax.contour(a, levels=[0.5], colors="tab:red")
+    ax.set_title(f"IoU {metrics.iou(a, truth):.3f}, Dice {metrics.dice(a, truth):.3f} (|A∩B| = {inter})", fontsize=9)
+    ax.set_xticks([]); ax.set_yticks([])
+    plt.show()
+
+course.slider(draw_discs, [{"shift": 10, "radius": 20}], shift=(0, 60, 1), radius=(5, 40, 1))
 
 # %% [markdown]
 # ## 2. Dice and IoU measure the same thing
