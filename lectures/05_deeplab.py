@@ -422,9 +422,10 @@ plt.show()
 # receptive field, so no head has a principled advantage here. The last line printed puts
 # the gap between the models next to the gap between two seeds of the same model: when
 # the first is not clearly larger, the table shows no ranking. At 70 steps (what fits in
-# this notebook's minute) all three are early in training: they have found the background
-# and where the objects are, but mostly not yet which shape each is (the per-class IoUs),
-# and outlines still follow the stride-16 grid. `minisegnet train` runs the long version.
+# this notebook's minute) all three are early in training, and at the same stage: they
+# have found where the objects are (as rounded blobs, too small, on the stride-16 grid)
+# but call nearly every object by one class (the per-class IoUs). Telling the shapes
+# apart takes thousands of images; `minisegnet train` runs the long version.
 #
 # **Change this and re-run.** Train DeepLabV3 with the default rates instead,
 # `{"dilations": None}` (rates (6, 12, 18) at OS 16). *Prediction:* the score barely moves,
