@@ -113,12 +113,27 @@ def _commit():
         return None
 
 
-def write_results(folder, dataset, header, rows):
-    """Write ``bench_zoo_<dataset>.json`` in ``folder`` atomically (temp file, then rename)."""
+def write_results(folder, dataset, header, rows, append=False):
+    """Write ``bench_zoo_<dataset>.json`` in ``folder`` atomically (temp file, then rename).
+
+    Each run carries the command and commit that made it. With ``append`` the runs already in
+    the file are kept, except those this sweep redoes (same model and seed), and the file's
+    ``commands`` lists every command that contributed.
+    """
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"bench_zoo_{dataset}.json")
-    record = dict(header, dataset=dataset, settings=SETTINGS[dataset],
-                  runs=[r for r in rows if r["dataset"] == dataset])
+    new = [dict(r, command=header["command"], commit=header["commit"]) for r in rows if r["dataset"] == dataset]
+    old, commands = [], []
+    if append and os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            previous = json.load(f)
+        redone = {(r["model"], r["seed"]) for r in new}
+        old = [dict(r, command=r.get("command", previous["command"]), commit=r.get("commit", previous["commit"]))
+               for r in previous["runs"] if (r["model"], r["seed"]) not in redone]
+        commands = previous.get("commands", [previous["command"]])
+    if header["command"] not in commands:
+        commands = commands + [header["command"]]
+    record = dict(header, dataset=dataset, settings=SETTINGS[dataset], commands=commands, runs=old + new)
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(record, f, indent=1)
@@ -173,6 +188,8 @@ def main(argv=None):
     parser.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (overrides --seed)")
     parser.add_argument("--results", default=os.path.join(HERE, "results"),
                         help="folder for bench_zoo_<dataset>.json ('' to write nothing)")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the runs already in the results file (other models or seeds)")
     parser.add_argument("--no-aux", dest="aux", action="store_false", help="train without the auxiliary head")
     parser.add_argument("--dice-weight", type=float, help="weight of the Dice term (default: the train default)")
     args = parser.parse_args(argv)
@@ -209,7 +226,7 @@ def main(argv=None):
                       f"({per_class})", flush=True)
                 rows.append(r)
                 if args.results:
-                    write_results(args.results, dataset, header, rows)
+                    write_results(args.results, dataset, header, rows, append=args.append)
     print()
     print(f"(seeds {','.join(map(str, seeds))}, {args.optimizer}, aux head {'on' if args.aux else 'off'}; "
           f"wall times on this machine, {os.cpu_count()} CPUs visible)")

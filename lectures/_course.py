@@ -101,7 +101,10 @@ def print_bench_zoo(*datasets):
         if record is None:
             print(f"(no benchmarks/results/bench_zoo_{dataset}.json yet: run benchmarks/bench_zoo.py)")
             continue
-        print(f"{dataset}: `{record['command']}` at commit {str(record['commit'])[:12]}")
+        for command in record.get("commands", [record["command"]]):
+            commits = sorted({str(r.get("commit", record["commit"]))[:12] for r in record["runs"]
+                              if r.get("command", record["command"]) == command})
+            print(f"{dataset}: `{command}` at commit {', '.join(commits)}")
         for model, runs in record["by_model"].items():
             table[dataset, model] = [r["mIoU"] for r in runs]
     if table:
