@@ -223,7 +223,9 @@ for stage in ("stem", "layer1", "layer2", "layer3", "layer4"):
     values = np.array([costs[o].get(stage, 0) / 1e6 for o in (32, 16, 8)])
     ax.bar(["OS 32", "OS 16", "OS 8"], values, bottom=bottom, label=stage)
     bottom += values
-ax.set_ylabel("million multiply-adds"); ax.set_title("resnet_tiny on a 64×64 image"); ax.legend(fontsize=8)
+ax.set_ylabel("million multiply-adds"); ax.set_title("resnet_tiny on a 64×64 image, MACs by stage")
+ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8)
+fig.tight_layout()
 plt.show()
 
 for d, size in [(1, 16), (4, 16), (1, 32)]:
@@ -286,7 +288,8 @@ fig, ax = plt.subplots(figsize=(6, 2.8))
 for size in (8, 32, 64):
     ax.plot(rates, [valid_tap_share(r, size) for r in rates], marker="o", label=f"{size}×{size} map")
 ax.axhline(1 / 9, color="0.6", ls="--", lw=0.8, label="only the centre tap")
-ax.set_xlabel("dilation rate"); ax.set_ylabel("taps inside the map"); ax.legend(fontsize=8)
+ax.set_xlabel("dilation rate"); ax.set_ylabel("taps inside the map"); ax.set_title("3×3 taps that land inside the map")
+ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8); fig.tight_layout()
 plt.show()
 
 # %% [markdown]

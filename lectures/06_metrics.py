@@ -188,8 +188,10 @@ colours = {"TP": (0.2, 0.7, 0.2), "FP": (0.85, 0.2, 0.2), "FN": (0.2, 0.4, 0.9),
 for name, region in (("TP", pred & truth), ("FP", pred & ~truth), ("FN", ~pred & truth), ("TN", ~pred & ~truth)):
     cells[region] = colours[name]
 fig, ax = plt.subplots(figsize=(4, 4))
-ax.imshow(cells); ax.set_xticks([]); ax.set_yticks([])
-ax.legend([plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()], list(colours), loc="lower right", fontsize=8)
+ax.imshow(cells); ax.set_xticks([]); ax.set_yticks([]); ax.set_title("pixels by outcome")
+ax.legend([plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()], list(colours),
+          loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=8)
+fig.tight_layout()
 plt.show()
 
 # %% [markdown]
