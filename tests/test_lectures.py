@@ -121,3 +121,67 @@ def test_html_build_of_one_lecture(tmp_path):
     assert "Lecture 6" in text and text.count("data:image/png;base64") >= 3, "the page lacks its figures"
     index = (out / "index.html").read_text(encoding="utf-8")
     assert f'href="{page.name}"' in index
+
+
+# ----------------------------------------------------------------------------- shared lecture code
+def _module(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_course_train_counts_steps_and_cycles_a_short_dataset():
+    import numpy as np
+    import minisegnet as ms
+    from minisegnet import nn
+    course = _module(LECTURES / "_course.py", "lectures_course")
+    ms.manual_seed(0)
+    model = nn.Conv2d(3, 2, 1)
+    items = [(np.zeros((3, 4, 4), np.float32), np.zeros((4, 4), np.int64)) for _ in range(3)]
+    calls = []
+
+    def loss(m, images, masks):
+        calls.append(images.shape[0])
+        return (m(images) ** 2).mean()
+    losses, _ = course.train(model, items, steps=5, batch_size=2, loss=loss)
+    assert len(losses) == 5 and calls == [2] * 5          # 3 items, drop_last: one batch per pass, 5 passes
+    assert not model.training
+
+
+def test_course_slider_falls_back_to_static_figures(monkeypatch):
+    course = _module(LECTURES / "_course.py", "lectures_course")
+    monkeypatch.setenv("MINISEGNET_STATIC", "1")
+    drawn = []
+    course.slider(lambda a, b: drawn.append((a, b)), [{"a": 1, "b": 2}, {"a": 3, "b": 4}], a=(0, 5, 1), b=[2, 4])
+    assert drawn == [(1, 2), (3, 4)]
+
+
+def test_course_spread_by_hand():
+    course = _module(LECTURES / "_course.py", "lectures_course")
+    assert course.spread([0.5, 0.7]) == "0.600 ± 0.141 (0.500-0.700, n=2)"      # std with ddof=1: 0.2 / sqrt(2)
+    assert course.spread([0.25]) == "0.250 (one seed)"
+
+
+def test_bench_zoo_append_keeps_other_runs(tmp_path):
+    import json
+    bench = _module(ROOT / "benchmarks" / "bench_zoo.py", "bench_zoo")
+    run = lambda model, seed, miou: {"model": model, "dataset": "context", "seed": seed, "mIoU": miou}
+    first = {"command": "python benchmarks/bench_zoo.py --seeds 0", "commit": "aaa"}
+    second = {"command": "python benchmarks/bench_zoo.py --seeds 1 --append", "commit": "bbb"}
+    bench.write_results(tmp_path, "context", first, [run("fcn", 0, 0.5), run("pspnet", 0, 0.6)])
+    bench.write_results(tmp_path, "context", second, [run("fcn", 1, 0.55), run("pspnet", 0, 0.65)], append=True)
+    record = json.loads((tmp_path / "bench_zoo_context.json").read_text())
+    got = sorted((r["model"], r["seed"], r["mIoU"], r["commit"]) for r in record["runs"])
+    assert got == [("fcn", 0, 0.5, "aaa"), ("fcn", 1, 0.55, "bbb"), ("pspnet", 0, 0.65, "bbb")]
+    assert record["commands"] == [first["command"], second["command"]]
+    bench.write_results(tmp_path, "context", first, [run("fcn", 0, 0.4)])          # without --append: replaced
+    assert [r["mIoU"] for r in json.loads((tmp_path / "bench_zoo_context.json").read_text())["runs"]] == [0.4]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks" / "results").glob("bench_zoo_*.json")), ids=lambda p: p.stem)
+def test_bench_zoo_results_say_how_they_were_made(path):
+    import json
+    record = json.loads(path.read_text(encoding="utf-8"))
+    assert record["command"].startswith("python benchmarks/bench_zoo.py") and record["commit"]
+    assert record["runs"] and all({"model", "seed", "mIoU", "steps", "params", "macs"} <= set(r) for r in record["runs"])
