@@ -333,12 +333,18 @@ for ax, (name, layer) in zip(axes[1:3], (("3x3 conv", conv), ("attention", attn)
     ax.imshow(reach, cmap="Greens", vmin=0, vmax=1); ax.set_title(f"{name}: {int(reach.sum())} pixels reach +")
 with ms.no_grad():
     weights, _ = attn.attention(x)
-axes[3].imshow(weights.numpy()[0, r * 32 + c].reshape(32, 32), cmap="magma"); axes[3].set_title("attention weights of +")
+im = axes[3].imshow(weights.numpy()[0, r * 32 + c].reshape(32, 32), cmap="magma")
+axes[3].set_title("attention weights of +"); fig.colorbar(im, ax=axes[3], fraction=0.046)
 for ax in axes:
     ax.set_xticks([]); ax.set_yticks([])
 plt.show()
 
 # %% [markdown]
+# **Change this and re-run.** Set the factor `4.0` in the query and key weights to `1.0`.
+# *Prediction:* the attention weights of + spread out over the whole image (the softmax of
+# smaller scores is flatter), while the reach stays every pixel: the reach is a property of
+# the layer's wiring, the weights of its content.
+#
 # The price is the `L × L` matrix: its size grows with the **square** of the number of
 # pixels. That is why SETR attends over 16 × 16 patches rather than pixels, and why
 # attention at high resolution needs a cheaper form:
