@@ -456,13 +456,21 @@ panels = [("bilinear start", start_kernel), ("learned: background -> background"
           ("learned: circle -> circle", w[1, 1]), ("learned - start (circle)", w[1, 1] - start_kernel)]
 fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
 for ax, (name, kernel) in zip(axes, panels):
-    im = ax.imshow(kernel, cmap="coolwarm" if "-" in name.split(":")[0] else "viridis")
+    if name.startswith("learned -"):                         # a signed change: white is zero
+        limit = np.abs(kernel).max()
+        im = ax.imshow(kernel, cmap="coolwarm", vmin=-limit, vmax=limit)
+    else:
+        im = ax.imshow(kernel, cmap="viridis")
     ax.set_title(name, fontsize=9); ax.set_xticks([]); ax.set_yticks([])
     fig.colorbar(im, ax=ax, fraction=0.046)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# The learned kernels still look like the tent they started from; the change (right, about
+# a thirtieth of the kernel's peak) is organised in blocks of the stride, 8 pixels, because
+# each output pixel of a stride-8 transposed convolution mixes the taps of one 8-pixel phase.
+#
 # And what do the skips add? The trained network read out at each depth of its decoder (each
 # read-out resized bilinearly to the image for the picture and the score):
 
