@@ -467,8 +467,8 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The learned kernels still look like the tent they started from; the change (right, about
-# a thirtieth of the kernel's peak) is organised in blocks of the stride, 8 pixels, because
+# The learned kernels still look like the tent they started from; the change (right: compare
+# its colour bar with the kernels') is organised in blocks of the stride, 8 pixels, because
 # each output pixel of a stride-8 transposed convolution mixes the taps of one 8-pixel phase.
 #
 # And what do the skips add? The trained network read out at each depth of its decoder (each
