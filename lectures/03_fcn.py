@@ -468,8 +468,10 @@ plt.show()
 
 # %% [markdown]
 # The learned kernels still look like the tent they started from; the change (right: compare
-# its colour bar with the kernels') is organised in blocks of the stride, 8 pixels, because
-# each output pixel of a stride-8 transposed convolution mixes the taps of one 8-pixel phase.
+# its colour bar with the kernels') is organised in blocks of the stride, 8 pixels: each
+# output pixel of this stride-8 layer takes tap `u` from its nearest input pixel and tap
+# `u + 8` from the next one, so training moves the central 8 × 8 block (the near taps) and
+# the outer ring (the far taps) separately.
 #
 # And what do the skips add? The trained network read out at each depth of its decoder (each
 # read-out resized bilinearly to the image for the picture and the score):
