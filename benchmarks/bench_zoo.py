@@ -21,7 +21,8 @@ and the table reports validation mIoU and wall time per model, as markdown::
 
 Targets: on Shapes each model >= 0.90 mIoU within 5 minutes on 2 CPU cores; on the context
 strips PSPNet and DeepLabV3 >= FCN + 0.15, on the control all three within a few points.
-Measured (seed 0, a shared 2-core machine, so the wall times are upper bounds):
+Measured (seed 0, a shared 2-core machine, so the wall times are upper bounds; the current
+three-seed runs at 600 steps are in ``benchmarks/results/bench_zoo_*.json``):
 
 | dataset | model | steps | val mIoU | mDice | aAcc | wall time (s) | parameters |
 |---|---|---:|---:|---:|---:|---:|---:|
