@@ -16,11 +16,13 @@ and the table reports validation mIoU and wall time per model, as markdown::
     python benchmarks/bench_zoo.py                 # full budget (tens of minutes on 2 CPU cores)
     python benchmarks/bench_zoo.py --quick         # a few minutes: fewer steps, smaller sets
     python benchmarks/bench_zoo.py --steps 400 --datasets context,context_control
+    python benchmarks/bench_zoo.py --steps 600 --datasets context --seeds 0,1,2   # the seed spread
     minisegnet bench zoo --quick                   # the same through the CLI
 
 Targets: on Shapes each model >= 0.90 mIoU within 5 minutes on 2 CPU cores; on the context
 strips PSPNet and DeepLabV3 >= FCN + 0.15, on the control all three within a few points.
-Measured (seed 0, a shared 2-core machine, so the wall times are upper bounds):
+Measured (seed 0, a shared 2-core machine, so the wall times are upper bounds; the current
+three-seed runs at 600 steps are in ``benchmarks/results/bench_zoo_*.json``):
 
 | dataset | model | steps | val mIoU | mDice | aAcc | wall time (s) | parameters |
 |---|---|---:|---:|---:|---:|---:|---:|
@@ -35,10 +37,19 @@ Measured (seed 0, a shared 2-core machine, so the wall times are upper bounds):
 | context_control | deeplabv3 | 1000 | 0.896 | 0.940 | 0.994 | 166 | 751,098 |
 
 (*) another job shared the cores during that run; with 3600 steps FCN reached 0.910 in 199 s.
+
+Every run is also written to ``benchmarks/results/bench_zoo_<dataset>.json`` (``--results DIR``
+elsewhere, ``--results ''`` not at all), rewritten after each model so an interrupted sweep keeps
+what it finished: the command line, the commit, the thread settings, the per-dataset settings and
+one record per (model, seed) with mIoU, per-class IoU, wall time, parameters and MACs of one
+forward pass. The lectures read their tables from these files.
 """
 import argparse
+import json
 import math
 import os
+import platform
+import subprocess
 import sys
 import time
 
@@ -48,8 +59,10 @@ except ImportError:        # run from a checkout without installing
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from minisegnet import train  # noqa: E402
+from minisegnet.models.summary import profile  # noqa: E402
 
 MODELS = ("fcn", "pspnet", "deeplabv3")
+HERE = os.path.dirname(os.path.abspath(__file__))
 DATASETS = ("shapes", "context", "context_control")
 
 # Per dataset: image size, optimizer steps, batch size, Adam learning rate, epochs the steps are
@@ -81,17 +94,61 @@ def run_one(model, dataset, steps, batch_size, lr, image_size, val_size, seed, e
     seconds = time.perf_counter() - start
     scores = trainer.confusion.compute()
     params = sum(p.data.size for p in trainer.model.parameters())
-    return {"model": model, "dataset": dataset, "mIoU": scores["mIoU"], "mDice": scores["mDice"],
-            "aAcc": scores["aAcc"], "seconds": seconds, "steps": trainer.step, "params": params,
-            "IoU": scores["IoU"], "classes": trainer.class_names}
+    size = list(image_size) if isinstance(image_size, (list, tuple)) else [image_size, image_size]
+    macs = sum(r["macs"] for r in profile(trainer.model, (1, 3, *size)))
+    return {"model": model, "dataset": dataset, "seed": seed, "mIoU": float(scores["mIoU"]),
+            "mDice": float(scores["mDice"]), "aAcc": float(scores["aAcc"]), "seconds": seconds,
+            "steps": trainer.step, "params": int(params), "macs": int(macs),
+            "IoU": [float(v) for v in scores["IoU"]], "classes": list(trainer.class_names)}
+
+
+def _commit():
+    """``git describe``-like id of the checkout (``<sha>`` plus ``-dirty`` when files differ), or None."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def write_results(folder, dataset, header, rows, append=False):
+    """Write ``bench_zoo_<dataset>.json`` in ``folder`` atomically (temp file, then rename).
+
+    Each run carries the command and commit that made it. With ``append`` the runs already in
+    the file are kept, except those this sweep redoes (same model and seed), and the file's
+    ``commands`` lists every command that contributed.
+    """
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"bench_zoo_{dataset}.json")
+    new = [dict(r, command=header["command"], commit=header["commit"]) for r in rows if r["dataset"] == dataset]
+    old, commands = [], []
+    if append and os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            previous = json.load(f)
+        redone = {(r["model"], r["seed"]) for r in new}
+        old = [dict(r, command=r.get("command", previous["command"]), commit=r.get("commit", previous["commit"]))
+               for r in previous["runs"] if (r["model"], r["seed"]) not in redone]
+        commands = previous.get("commands", [previous["command"]])
+    if header["command"] not in commands:
+        commands = commands + [header["command"]]
+    record = dict(header, dataset=dataset, settings=SETTINGS[dataset], commands=commands, runs=old + new)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
 
 
 def markdown_table(rows):
-    lines = ["| dataset | model | steps | val mIoU | mDice | aAcc | wall time (s) | parameters |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| dataset | model | seed | steps | val mIoU | mDice | aAcc | wall time (s) | parameters |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['dataset']} | {r['model']} | {r['steps']} | {r['mIoU']:.3f} | {r['mDice']:.3f} | "
-                     f"{r['aAcc']:.3f} | {r['seconds']:.0f} | {r['params']:,} |")
+        lines.append(f"| {r['dataset']} | {r['model']} | {r.get('seed', 0)} | {r['steps']} | {r['mIoU']:.3f} | "
+                     f"{r['mDice']:.3f} | {r['aAcc']:.3f} | {r['seconds']:.0f} | {r['params']:,} |")
     return "\n".join(lines)
 
 
@@ -128,7 +185,12 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--optimizer", default="adam", choices=("sgd", "adam", "adamw"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="one seed (see --seeds)")
+    parser.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (overrides --seed)")
+    parser.add_argument("--results", default=os.path.join(HERE, "results"),
+                        help="folder for bench_zoo_<dataset>.json ('' to write nothing)")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the runs already in the results file (other models or seeds)")
     parser.add_argument("--no-aux", dest="aux", action="store_false", help="train without the auxiliary head")
     parser.add_argument("--dice-weight", type=float, help="weight of the Dice term (default: the train default)")
     args = parser.parse_args(argv)
@@ -138,21 +200,36 @@ def main(argv=None):
         if d not in SETTINGS:
             parser.error(f"unknown dataset {d!r}; choose from {', '.join(SETTINGS)}")
 
+    try:
+        seeds = [int(v) for v in args.seeds.split(",") if v] if args.seeds else [args.seed]
+    except ValueError:
+        parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    header = {"command": "python benchmarks/bench_zoo.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "commit": _commit(), "seeds": seeds, "steps": args.steps, "quick": args.quick,
+              "optimizer": args.optimizer, "aux": args.aux, "dice_weight": args.dice_weight,
+              "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                         "MKL_NUM_THREADS")},
+              "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
     rows = []
-    for dataset in datasets:
-        s = SETTINGS[dataset]
-        steps = args.steps or max(8, round(s["steps"] * (QUICK_FACTOR if args.quick else 1)))
-        for model in models:
-            r = run_one(model, dataset, steps, args.batch_size or s["batch_size"], args.lr or s["lr"],
-                        s["image_size"], s["val_size"] if not args.quick else s["val_size"] // 2, args.seed,
-                        epochs=s["epochs"], optimizer=args.optimizer, aux=args.aux,
-                        dice_weight=args.dice_weight)
-            per_class = ", ".join(f"{c} {v:.2f}" for c, v in zip(r["classes"], r["IoU"]))
-            print(f"{dataset:>15} {model:>10}: mIoU {r['mIoU']:.3f}  {r['seconds']:6.1f} s  ({per_class})",
-                  flush=True)
-            rows.append(r)
+    for seed in seeds:            # seeds outermost: an interrupted sweep still has whole seeds
+        for dataset in datasets:
+            s = SETTINGS[dataset]
+            steps = args.steps or max(8, round(s["steps"] * (QUICK_FACTOR if args.quick else 1)))
+            for model in models:
+                r = run_one(model, dataset, steps, args.batch_size or s["batch_size"], args.lr or s["lr"],
+                            s["image_size"], s["val_size"] if not args.quick else s["val_size"] // 2, seed,
+                            epochs=s["epochs"], optimizer=args.optimizer, aux=args.aux,
+                            dice_weight=args.dice_weight)
+                per_class = ", ".join(f"{c} {v:.2f}" for c, v in zip(r["classes"], r["IoU"]))
+                print(f"{dataset:>15} {model:>13} seed {seed}: mIoU {r['mIoU']:.3f}  {r['seconds']:6.1f} s  "
+                      f"({per_class})", flush=True)
+                rows.append(r)
+                if args.results:
+                    write_results(args.results, dataset, header, rows, append=args.append)
     print()
-    print(f"(seed {args.seed}, {args.optimizer}, aux head {'on' if args.aux else 'off'}; "
+    print(f"(seeds {','.join(map(str, seeds))}, {args.optimizer}, aux head {'on' if args.aux else 'off'}; "
           f"wall times on this machine, {os.cpu_count()} CPUs visible)")
     print(markdown_table(rows))
     print()
