@@ -237,5 +237,5 @@ def test_bench_zoo_smoke_prints_a_markdown_table(capsys):
     code, out, err = run(capsys, "bench", "zoo", "--quick", "--steps", "2", "--models", "fcn",
                          "--datasets", "shapes")
     assert code == 0, err
-    assert "| dataset | model | steps | val mIoU |" in out
-    assert "| shapes | fcn | 2 |" in out
+    assert "| dataset | model | seed | steps | val mIoU |" in out
+    assert "| shapes | fcn | 0 | 2 |" in out

@@ -19,14 +19,14 @@ import statistics
 import sys
 import threading
 
+from ..fileio import atomic_write
 from . import engine
 from .report import CheckResult, Result, feedback_text, result_record
 
 
 def _atomic_write(path, text):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def _missing(question, folder):

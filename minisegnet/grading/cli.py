@@ -7,6 +7,7 @@ import os
 import pathlib
 import sys
 
+from ..fileio import atomic_write, describe_os_error
 from . import classmode, engine, sandbox
 from .catalog import QUESTIONS, find_question, load_questions_from
 from .report import format_result, report, to_json
@@ -121,7 +122,7 @@ def _cli(args):
             _err(str(error))
             return 2
         except OSError as error:
-            _err(f"could not write the results into {args.out}: {error}")
+            _err(describe_os_error(error))
             return 2
         sys.stdout.flush()
         return 0
@@ -137,10 +138,10 @@ def _cli(args):
     json_path = getattr(args, "json", None)
     if json_path:
         try:
-            pathlib.Path(json_path).write_text(json.dumps(to_json(results), indent=2) + "\n",
-                                               encoding="utf-8")
+            with atomic_write(json_path, "w", encoding="utf-8") as f:
+                f.write(json.dumps(to_json(results), indent=2) + "\n")
         except OSError as error:
-            _err(f"could not write --json file {json_path}: {error}")
+            _err(describe_os_error(error, path=json_path))
             return 2
     if not results or problems:
         return 2 if not results else 1
