@@ -231,11 +231,12 @@ def test_grade_is_wired_to_the_grader(capsys, tmp_path):
     assert code == 2 and "Traceback" not in err
 
 
-def test_bench_zoo_smoke_prints_a_markdown_table(capsys):
+def test_bench_zoo_smoke_prints_a_markdown_table(capsys, tmp_path):
     if cli.find_benchmark("zoo") is None:
         pytest.skip("benchmarks/ is not next to the package")
     code, out, err = run(capsys, "bench", "zoo", "--quick", "--steps", "2", "--models", "fcn",
-                         "--datasets", "shapes")
+                         "--datasets", "shapes", "--results", tmp_path)     # never the real results
+    assert (tmp_path / "bench_zoo_shapes.json").is_file()
     assert code == 0, err
     assert "| dataset | model | seed | steps | val mIoU |" in out
     assert "| shapes | fcn | 0 | 2 |" in out
