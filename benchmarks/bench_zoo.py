@@ -19,24 +19,14 @@ and the table reports validation mIoU and wall time per model, as markdown::
     python benchmarks/bench_zoo.py --steps 600 --datasets context --seeds 0,1,2   # the seed spread
     minisegnet bench zoo --quick                   # the same through the CLI
 
+The reading-list models train with the same recipe and budget (``--models
+fast_scnn,bisenetv2,segformer_b0``), at the widths in ``WIDTHS`` (``--width NAME=W,...`` to change):
+BiSeNetV2 and SegFormer-B0 at half width, whose step on a 256x32 strip costs about what FCN's does.
+
 Targets: on Shapes each model >= 0.90 mIoU within 5 minutes on 2 CPU cores; on the context
 strips PSPNet and DeepLabV3 >= FCN + 0.15, on the control all three within a few points.
-Measured (seed 0, a shared 2-core machine, so the wall times are upper bounds; the current
-three-seed runs at 600 steps are in ``benchmarks/results/bench_zoo_*.json``):
-
-| dataset | model | steps | val mIoU | mDice | aAcc | wall time (s) | parameters |
-|---|---|---:|---:|---:|---:|---:|---:|
-| shapes | fcn | 4400 | 0.915 | 0.955 | 0.976 | 344* | 549,912 |
-| shapes | pspnet | 4400 | 0.906 | 0.950 | 0.974 | 234 | 492,568 |
-| shapes | deeplabv3 | 4400 | 0.903 | 0.949 | 0.973 | 274 | 751,000 |
-| context | fcn | 1000 | 0.712 | 0.775 | 0.981 | 160 | 550,010 |
-| context | pspnet | 1000 | 0.924 | 0.958 | 0.994 | 217 | 492,666 |
-| context | deeplabv3 | 1000 | 0.925 | 0.959 | 0.994 | 175 | 751,098 |
-| context_control | fcn | 1000 | 0.893 | 0.938 | 0.993 | 184 | 550,010 |
-| context_control | pspnet | 1000 | 0.896 | 0.939 | 0.994 | 183 | 492,666 |
-| context_control | deeplabv3 | 1000 | 0.896 | 0.940 | 0.994 | 166 | 751,098 |
-
-(*) another job shared the cores during that run; with 3600 steps FCN reached 0.910 in 199 s.
+The measured table (mean and spread over the seeds run) is in the README's ``bench:zoo`` block,
+which ``python benchmarks/report.py`` writes from the results files.
 
 Every run is also written to ``benchmarks/results/bench_zoo_<dataset>.json`` (``--results DIR``
 elsewhere, ``--results ''`` not at all), rewritten after each model so an interrupted sweep keeps
@@ -62,6 +52,9 @@ from minisegnet import train  # noqa: E402
 from minisegnet.models.summary import profile  # noqa: E402
 
 MODELS = ("fcn", "pspnet", "deeplabv3")
+READING_LIST = ("fast_scnn", "bisenetv2", "segformer_b0")
+# channel multipliers of the models that take one (the others ignore this)
+WIDTHS = {"fast_scnn": 1.0, "bisenetv2": 0.5, "segformer_b0": 0.5}
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATASETS = ("shapes", "context", "context_control")
 
@@ -80,11 +73,13 @@ QUICK_FACTOR = 0.25
 
 
 def run_one(model, dataset, steps, batch_size, lr, image_size, val_size, seed, epochs=4, optimizer="adam",
-            aux=True, dice_weight=None):
+            aux=True, dice_weight=None, width=None):
     """Train ``model`` on ``dataset`` for ``steps`` steps; returns a dict of scores and seconds."""
     epochs = max(1, min(epochs, steps))
     steps_per_epoch = math.ceil(steps / epochs)
     extra = {} if dice_weight is None else {"dice_weight": dice_weight}
+    if width is not None:
+        extra["width"] = width
     start = time.perf_counter()
     trainer = train.Trainer(model=model, dataset=dataset, image_size=image_size, epochs=epochs,
                             batch_size=batch_size, train_size=steps_per_epoch * batch_size,
@@ -96,7 +91,7 @@ def run_one(model, dataset, steps, batch_size, lr, image_size, val_size, seed, e
     params = sum(p.data.size for p in trainer.model.parameters())
     size = list(image_size) if isinstance(image_size, (list, tuple)) else [image_size, image_size]
     macs = sum(r["macs"] for r in profile(trainer.model, (1, 3, *size)))
-    return {"model": model, "dataset": dataset, "seed": seed, "mIoU": float(scores["mIoU"]),
+    return {"model": model, "width": width, "dataset": dataset, "seed": seed, "mIoU": float(scores["mIoU"]),
             "mDice": float(scores["mDice"]), "aAcc": float(scores["aAcc"]), "seconds": seconds,
             "steps": trainer.step, "params": int(params), "macs": int(macs),
             "IoU": [float(v) for v in scores["IoU"]], "classes": list(trainer.class_names)}
@@ -180,7 +175,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_FACTOR:g}x the steps")
     parser.add_argument("--steps", type=int, help="optimizer steps per run (overrides the per-dataset default)")
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help=f"comma-separated (default: %(default)s; the reading list: {','.join(READING_LIST)})")
+    parser.add_argument("--width", default="", metavar="NAME=W,...",
+                        help="channel multipliers, e.g. segformer_b0=1.0 (default: WIDTHS)")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
@@ -196,6 +194,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     datasets = [d for d in args.datasets.split(",") if d]
+    widths = dict(WIDTHS)
+    try:
+        widths.update({k: float(v) for k, v in (item.split("=") for item in args.width.split(",") if item)})
+    except ValueError:
+        parser.error(f"--width must look like segformer_b0=0.5,bisenetv2=1.0, got {args.width!r}")
     for d in datasets:
         if d not in SETTINGS:
             parser.error(f"unknown dataset {d!r}; choose from {', '.join(SETTINGS)}")
@@ -207,7 +210,7 @@ def main(argv=None):
     header = {"command": "python benchmarks/bench_zoo.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "commit": _commit(), "seeds": seeds, "steps": args.steps, "quick": args.quick,
               "optimizer": args.optimizer, "aux": args.aux, "dice_weight": args.dice_weight,
-              "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+              "threads": {k: os.environ.get(k) for k in ("MINISEGNET_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                          "MKL_NUM_THREADS")},
               "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -221,7 +224,8 @@ def main(argv=None):
                 r = run_one(model, dataset, steps, args.batch_size or s["batch_size"], args.lr or s["lr"],
                             s["image_size"], s["val_size"] if not args.quick else s["val_size"] // 2, seed,
                             epochs=s["epochs"], optimizer=args.optimizer, aux=args.aux,
-                            dice_weight=args.dice_weight)
+                            dice_weight=args.dice_weight,
+                            width=widths.get(model) if model in READING_LIST else None)
                 per_class = ", ".join(f"{c} {v:.2f}" for c, v in zip(r["classes"], r["IoU"]))
                 print(f"{dataset:>15} {model:>13} seed {seed}: mIoU {r['mIoU']:.3f}  {r['seconds']:6.1f} s  "
                       f"({per_class})", flush=True)

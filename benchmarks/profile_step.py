@@ -111,7 +111,7 @@ def profile_torch(name, args):
     x, y = bench_train.make_batch(args.batch, args.size, "cpu")
     ms.manual_seed(0)
     model = ms.models.create(name, num_classes=bench_train.NUM_CLASSES)
-    _, step = bench_train.torch_setup(model, x, y, "cpu")
+    _, step = bench_train.torch_setup(model, x, y, "cpu", name)
     step()
     w0 = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as prof:

@@ -5,7 +5,8 @@
 
 A block is the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``; NAME is
 ``train`` (bench_train, every thread count), ``ops`` (bench_ops, every thread count) or
-``profile`` (profile_step, the top ops of each model) or ``trainrun`` (time_train). Numbers are only ever copied from
+``profile`` (profile_step, the top ops of each model), ``trainrun`` (time_train), ``zoo`` (bench_zoo:
+mIoU over seeds per dataset and model) or ``sizes`` (zoo_sizes: parameters and MACs at 512x512). Numbers are only ever copied from
 the results files, with the machine's load when they were measured.
 """
 import argparse
@@ -104,7 +105,69 @@ def trainrun_table(results):
     return "\n".join(lines + ["", f"- `minisegnet train` with its defaults; {_when(data['machine'])}"])
 
 
-BLOCKS = {"train": train_table, "ops": ops_table, "profile": profile_table, "trainrun": trainrun_table}
+def _mean_std(values):
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return mean, std
+
+
+DATASET_LABELS = {"shapes": "shapes (64x64)", "context": "context strips (256x32)",
+                  "context_control": "context control (256x32)"}
+
+
+def zoo_table(results):
+    """One row per dataset and model: validation mIoU as mean +- sample std over the seeds run,
+    the mean wall time; then, per dataset, each model's gap to FCN."""
+    names = [k for k in ("bench_zoo_shapes", "bench_zoo_context", "bench_zoo_context_control") if k in results]
+    if not names:
+        return "(no bench_zoo results yet: run `python benchmarks/bench_zoo.py --seeds 0,1,2`)"
+    lines = ["| dataset | model | steps | seeds | val mIoU (mean ± std) | wall time s (mean) | parameters |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    notes = []
+    for name in names:
+        data = results[name]
+        dataset = name[len("bench_zoo_"):]
+        by_model = {}
+        for r in data["runs"]:
+            label = r["model"] + (f" (width {r['width']:g})" if r.get("width") is not None else "")
+            by_model.setdefault((label, r["steps"]), []).append(r)
+        means = {}
+        for (model, steps), runs in by_model.items():
+            mean, std = _mean_std([r["mIoU"] for r in runs])
+            means[model] = mean
+            seeds = ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
+            wall = sum(r["seconds"] for r in runs) / len(runs)
+            lines.append(f"| {DATASET_LABELS.get(dataset, dataset)} | {model} | {steps} | {seeds} | "
+                         f"{mean:.3f} ± {std:.3f} | {wall:.0f} | {runs[0]['params']:,} |")
+        if "fcn" in means and len(means) > 1:
+            gaps = ", ".join(f"{m} {v - means['fcn']:+.3f}" for m, v in means.items() if m != "fcn")
+            notes.append(f"{DATASET_LABELS.get(dataset, dataset)}, mIoU minus FCN's: {gaps}")
+        env = data.get("threads") or {}
+        threads = env.get("MINISEGNET_NUM_THREADS") or env.get("OMP_NUM_THREADS")
+        notes.append(f"{DATASET_LABELS.get(dataset, dataset)}: {data.get('optimizer', '?')}, aux head "
+                     f"{'on' if data.get('aux') else 'off'}, {threads or 'all'} thread(s) per run, "
+                     f"{data.get('cpus', '?')} CPUs, started {data.get('started', '?')}")
+    return "\n".join(lines + [""] + [f"- {n}" for n in notes])
+
+
+def sizes_table(results):
+    data = results.get("zoo_sizes")
+    if not data:
+        return "(no model sizes yet: run `python benchmarks/zoo_sizes.py`)"
+    lines = ["| model | parameters | paper | MACs at 512x512 | paper |", "|---|---:|---:|---:|---:|"]
+    for model, d in data.items():
+        at = d["at_512"]
+        boost = f" (aux heads +{at['aux_params'] / 1e6:.2f} M)" if at.get("aux_params") else ""
+        att = f" (attention {at['attention_macs'] / 1e9:.2f} G)" if at.get("attention_macs") else ""
+        paper = d.get("paper", {})
+        p_params = f"{paper['params'] / 1e6:.2f} M" if "params" in paper else "–"
+        p_macs = f"{paper['macs_512'] / 1e9:.1f} G" if "macs_512" in paper else "–"
+        lines.append(f"| `{model}` ({d['num_classes']} classes) | {at['params'] / 1e6:.2f} M{boost} | {p_params} | "
+                     f"{at['macs'] / 1e9:.2f} G{att} | {p_macs} |")
+    return "\n".join(lines)
+
+
+BLOCKS = {"zoo": zoo_table, "sizes": sizes_table, "train": train_table, "ops": ops_table, "profile": profile_table, "trainrun": trainrun_table}
 
 
 def render(text, results):

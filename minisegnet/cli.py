@@ -170,6 +170,8 @@ def build_parser():
                    help=f"seed of the initialisation, dropout and data order (default {D['seed']})")
     t.add_argument("--backbone", help="resnet_tiny (default), resnet18, resnet34, vgg_tiny")
     t.add_argument("--output-stride", dest="output_stride", type=int, choices=(8, 16, 32))
+    t.add_argument("--width", type=_positive_float,
+                   help="channel multiplier of fast_scnn, bisenetv2, segformer_b0 (default 1.0, the paper's)")
     t.add_argument("--aux", action=argparse.BooleanOptionalAction, default=None,
                    help="auxiliary FCN head on c3, loss weight 0.4 (default on)")
     t.add_argument("--workers", type=_nonnegative_int, help="data-loading threads (default 0)")
@@ -215,7 +217,8 @@ def build_parser():
 # ----------------------------------------------------------------------------- train
 _TRAIN_KEYS = ("model", "dataset", "data_root", "download", "pets_border", "epochs", "batch_size", "lr",
                "optimizer", "momentum", "weight_decay", "dice_weight", "label_smoothing", "image_size",
-               "train_size", "val_size", "device", "seed", "backbone", "output_stride", "aux", "workers")
+               "train_size", "val_size", "device", "seed", "backbone", "output_stride", "aux", "width",
+               "workers")
 
 
 def cmd_train(args):

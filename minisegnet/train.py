@@ -82,7 +82,7 @@ __all__ = ["DEFAULTS", "Trainer", "fit", "evaluate", "make_config", "build_model
 #: :data:`minisegnet.data.DATASETS`). ``download`` fetches a real dataset (``voc``, ``pets``) into
 #: ``data_root`` (default ``$MINISEGNET_DATA`` or ``./data``); ``pets_border`` is ``'ignore'`` or ``'class'``.
 DEFAULTS = {
-    "model": "deeplabv3", "backbone": None, "output_stride": None, "aux": True,
+    "model": "deeplabv3", "backbone": None, "output_stride": None, "aux": True, "width": None,
     "dataset": "shapes", "data_root": None, "download": False, "pets_border": "ignore",
     "image_size": None, "train_size": None, "val_size": None,
     "epochs": 6, "batch_size": 8, "optimizer": "adam", "lr": 5e-3, "momentum": 0.9,
@@ -219,6 +219,17 @@ def make_config(config=None, **overrides):
         raise ConfigError(f"image_size {cfg['image_size'][0]}x{cfg['image_size'][1]} is too small for "
                           f"{cfg['model']}{backbone}: it needs at least {smallest}x{smallest}")
     cfg["aux"] = bool(cfg["aux"])
+    own = models.zoo.OWN_BACKBONE_MODELS
+    if cfg["model"] in own:
+        for key in ("backbone", "output_stride"):
+            if cfg[key] is not None:
+                raise ConfigError(f"{cfg['model']} has its own backbone at fixed strides: {key} does not apply, "
+                                  f"got {cfg[key]!r}")
+    if cfg["width"] is not None:
+        if cfg["model"] not in own:
+            raise ConfigError(f"width applies only to {', '.join(own)} (a channel multiplier), "
+                              f"not to {cfg['model']}")
+        _check_float(cfg, "width", 0.0, low_open=True)
     if cfg["device"] not in ("cpu", "cuda"):
         raise ConfigError(f"device must be 'cpu' or 'cuda', got {cfg['device']!r}")
     if cfg["data_root"] is not None:
@@ -248,14 +259,15 @@ def build_dataset(config, split, classes=None, progress=False):
 
 
 def build_model(config, num_classes=None):
-    """A fresh model from ``config`` (``model``, ``backbone``, ``output_stride``, ``aux``).
+    """A fresh model from ``config`` (``model``, ``backbone``, ``output_stride``, ``aux``, ``width``).
 
     Its initial weights draw from the global generator: call ``minisegnet.manual_seed``
     first for a reproducible start.
     """
     num_classes = int(num_classes if num_classes is not None else config["num_classes"])
+    width = {"width": config["width"]} if config.get("width") is not None else {}
     return models.create(config["model"], num_classes=num_classes, backbone=config["backbone"],
-                         output_stride=config["output_stride"], aux=config["aux"])
+                         output_stride=config["output_stride"], aux=config["aux"], **width)
 
 
 def build_optimizer(config, model):

@@ -53,11 +53,23 @@ def history_without_time(trainer):
     (dict(output_stride=4), "output_stride must be 8, 16 or 32"),
     (dict(dataset="voc"), "give data_root"),
     (dict(learning_rate=0.1), "unknown config key(s) ['learning_rate']"),
+    (dict(model="fcn", width=0.5), "width applies only to fast_scnn, bisenetv2, segformer_b0"),
+    (dict(model="segformer_b0", width=0.0), "width must be a finite number > 0"),
+    (dict(model="fast_scnn", backbone="resnet18"), "fast_scnn has its own backbone"),
+    (dict(model="bisenetv2", output_stride=16), "output_stride does not apply"),
 ])
 def test_make_config_rejects_bad_values(overrides, message):
     with pytest.raises(train.ConfigError) as info:
         train.make_config(**overrides)
     assert message in str(info.value)
+
+
+def test_width_reaches_the_model():
+    # SegFormer-B0's first stage has 32 channels (the paper's); width 0.5 halves them
+    model = train.build_model(train.make_config(model="segformer_b0", width=0.5), num_classes=4)
+    assert model.state_dict()["backbone.stages.0.patch_embed.proj.weight"].shape == (16, 3, 7, 7)
+    full = train.build_model(train.make_config(model="segformer_b0"), num_classes=4)
+    assert full.state_dict()["backbone.stages.0.patch_embed.proj.weight"].shape == (32, 3, 7, 7)
 
 
 def test_make_config_fills_dataset_defaults():

@@ -31,6 +31,8 @@ _DESCRIPTIONS = {
 }
 # Models that bring their own backbone: create() passes them width, channels and aux only.
 _OWN_BACKBONE = {"fast_scnn": fast_scnn, "bisenetv2": bisenetv2, "segformer_b0": segformer_b0}
+#: the models that take ``width`` (a channel multiplier) and refuse ``backbone``/``output_stride``
+OWN_BACKBONE_MODELS = tuple(_OWN_BACKBONE)
 
 
 def list_models():
