@@ -210,8 +210,8 @@ def main(argv=None):
     header = {"command": "python benchmarks/bench_zoo.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "commit": _commit(), "seeds": seeds, "steps": args.steps, "quick": args.quick,
               "optimizer": args.optimizer, "aux": args.aux, "dice_weight": args.dice_weight,
-              "threads": {k: os.environ.get(k) for k in ("MINISEGNET_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                         "MKL_NUM_THREADS")},
+              "threads": {k: os.environ.get(k) for k in ("MINISEGNET_NUM_THREADS", "OMP_NUM_THREADS",
+                                                         "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
               "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
