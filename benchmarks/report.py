@@ -97,12 +97,18 @@ def profile_table(results, top=8):
 
 
 def trainrun_table(results):
-    data = results.get("time_train")
-    if not data:
+    names = sorted(k for k in results if k == "time_train" or k.startswith("time_train_"))
+    if not names:
         return "(no `minisegnet train` timings yet: run `python benchmarks/time_train.py --seeds 0,1,2`)"
-    lines = ["| seed | wall time s | val mIoU |", "|---|---|---|"]
-    lines += [f"| {r['seed']} | {r['wall_s']:.0f} | {r['val_mIoU']:.3f} |" for r in data["rows"]]
-    return "\n".join(lines + ["", f"- `minisegnet train` with its defaults; {_when(data['machine'])}"])
+    lines = ["| `minisegnet train` arguments | seed | wall time s | val mIoU |", "|---|---|---|---|"]
+    notes = []
+    for name in names:
+        data = results[name]
+        args = data.get("config", {}).get("args", "defaults")
+        label = "(defaults)" if args == "defaults" else f"`{args}`"
+        lines += [f"| {label} | {r['seed']} | {r['wall_s']:.0f} | {r['val_mIoU']:.3f} |" for r in data["rows"]]
+        notes.append(f"{label}: {_when(data['machine'])}")
+    return "\n".join(lines + [""] + [f"- {n}" for n in notes])
 
 
 def _mean_std(values):

@@ -5,8 +5,13 @@
 
 Each run is a fresh process (``python -m minisegnet train --seed S --out <temp dir>``);
 the figure is its wall time and the last epoch's ``val_mIoU`` from ``history.csv``.
-Results: ``benchmarks/results/time_train.json`` (only for runs with the defaults).
-Issue 11's goal: mIoU >= 0.85 within 120 s on 2 idle cores, for seeds 0, 1 and 2.
+Results: ``benchmarks/results/time_train.json`` for the defaults; with extra arguments only when
+``--name NAME`` is given, into ``time_train_NAME.json``:
+
+    python benchmarks/time_train.py --seeds 0 --name segformer_b0 -- --model segformer_b0 --width 0.5
+
+Issue 11's goal: mIoU >= 0.85 within 120 s on 2 idle cores, for seeds 0, 1 and 2. Issue 13's:
+``--model segformer_b0`` reaching a useful mIoU on Shapes within 5 minutes on 2 cores.
 """
 import argparse
 import csv
@@ -41,6 +46,7 @@ def main(argv=None):
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--name", help="save runs with extra arguments as results/time_train_NAME.json")
     args = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     note = machine_note()
     print(describe(note))
@@ -49,9 +55,11 @@ def main(argv=None):
         rows.append(run(seed, extra))
         r = rows[-1]
         print(f"seed {seed}: {r['wall_s']:.0f} s, val mIoU {r['val_mIoU']:.3f} ({r['epochs']} epochs)", flush=True)
-        if not extra:                   # after every seed: a cut-short run keeps what it measured
+        if not extra or args.name:      # after every seed: a cut-short run keeps what it measured
             note["load_average_end"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-            print("wrote", write_result("time_train", dict(machine=note, config=dict(args="defaults"), rows=rows)))
+            name = f"time_train_{args.name}" if extra else "time_train"
+            config = dict(args=" ".join(extra) if extra else "defaults")
+            print("wrote", write_result(name, dict(machine=note, config=config, rows=rows)))
     return 0
 
 

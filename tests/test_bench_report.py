@@ -34,3 +34,27 @@ def test_blocks_are_filled_from_the_results_and_nothing_else_changes():
 def test_a_block_without_results_says_how_to_make_them():
     out = report.render("<!-- bench:profile -->\n<!-- /bench:profile -->", {})
     assert "python benchmarks/profile_step.py" in out
+
+
+def test_zoo_block_averages_the_seeds_and_compares_with_fcn():
+    def run(model, seed, miou, width=None):
+        return {"model": model, "width": width, "seed": seed, "steps": 600, "mIoU": miou, "seconds": 100.0 + seed,
+                "params": 1000}
+    results = {"bench_zoo_context": {"optimizer": "adam", "aux": True, "cpus": 2, "started": "t0",
+                                     "threads": {"MINISEGNET_NUM_THREADS": "1"},
+                                     "runs": [run("fcn", 0, 0.70), run("fcn", 1, 0.72), run("fcn", 2, 0.74),
+                                              run("segformer_b0", 0, 0.90, 0.5)]}}
+    out = report.render("<!-- bench:zoo -->\n<!-- /bench:zoo -->", results)
+    # hand-computed: mean 0.72, sample std sqrt((0.02^2 + 0 + 0.02^2) / 2) = 0.02; mean wall 101 s
+    assert "| context strips (256x32) | fcn | 600 | 0,1,2 | 0.720 ± 0.020 | 101 | 1,000 |" in out
+    assert "| context strips (256x32) | segformer_b0 (width 0.5) | 600 | 0 | 0.900 ± 0.000 | 100 | 1,000 |" in out
+    assert "mIoU minus FCN's: segformer_b0 (width 0.5) +0.180" in out
+
+
+def test_trainrun_block_lists_defaults_and_named_runs():
+    row = {"seed": 0, "wall_s": 99.6, "val_mIoU": 0.8765}
+    results = {"time_train": {"machine": MACHINE, "config": {"args": "defaults"}, "rows": [row]},
+               "time_train_segformer_b0": {"machine": MACHINE, "config": {"args": "--model segformer_b0"},
+                                           "rows": [row]}}
+    out = report.render("<!-- bench:trainrun -->\n<!-- /bench:trainrun -->", results)
+    assert "| (defaults) | 0 | 100 | 0.876 |" in out and "| `--model segformer_b0` | 0 | 100 | 0.876 |" in out
