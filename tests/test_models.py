@@ -19,7 +19,7 @@ from conftest import requires_torch, torch
 
 RTOL, ATOL = 1e-6, 1e-8
 ZOO = ["fcn", "fcn8s", "pspnet", "deeplabv3", "deeplabv3plus"]
-from torch_twins import STAGE_DILATIONS
+from torch_twins import STAGE_DILATIONS, randomize  # noqa: F401  (randomize: used below)
 
 
 # ---------------------------------------------------------------------------- PyTorch twins
@@ -28,25 +28,6 @@ if torch is not None:
                              TPyramidPooling, TResNet, t_resize, tnn)
 
 # ---------------------------------------------------------------------------- helpers
-def randomize(module, seed):
-    """Give every float entry of the state dict random, well-scaled values (BN stats too)."""
-    rng = np.random.default_rng(seed)
-    new = {}
-    for key, v in module.state_dict().items():
-        if v.dtype.kind != "f":
-            new[key] = v
-        elif key.endswith("running_var"):
-            new[key] = rng.uniform(0.5, 2.0, v.shape)
-        elif key.endswith("running_mean"):
-            new[key] = rng.normal(0, 0.2, v.shape)
-        elif v.ndim == 1 and key.endswith("weight"):
-            new[key] = rng.uniform(0.5, 1.5, v.shape)
-        elif v.ndim == 1:
-            new[key] = rng.normal(0, 0.2, v.shape)
-        else:
-            fan_in = int(np.prod(v.shape[1:]))
-            new[key] = rng.normal(0, 1.5 / np.sqrt(fan_in), v.shape)
-    module.load_state_dict(new)
 
 
 def copy_to_torch(ms_module, t_module):

@@ -15,6 +15,7 @@ import minisegnet as ms
 from minisegnet import models, nn
 from minisegnet.models.segformer import EfficientSelfAttention
 from conftest import requires_torch, torch
+from torch_twins import randomize
 
 RTOL, ATOL = 1e-6, 1e-8
 NAMES = ["fast_scnn", "bisenetv2", "segformer_b0"]
@@ -23,26 +24,6 @@ SMALL = {"fast_scnn": dict(width=0.25), "bisenetv2": dict(width=0.25), "segforme
 
 if torch is not None:
     import twins_realtime
-
-
-def randomize(module, seed):
-    """Random well-scaled values for every float entry of the state dict (BN statistics too)."""
-    rng = np.random.default_rng(seed)
-    new = {}
-    for key, v in module.state_dict().items():
-        if v.dtype.kind != "f":
-            new[key] = v
-        elif key.endswith("running_var"):
-            new[key] = rng.uniform(0.5, 2.0, v.shape)
-        elif key.endswith("running_mean"):
-            new[key] = rng.normal(0, 0.2, v.shape)
-        elif v.ndim == 1 and key.endswith("weight"):
-            new[key] = rng.uniform(0.5, 1.5, v.shape)
-        elif v.ndim == 1:
-            new[key] = rng.normal(0, 0.2, v.shape)
-        else:
-            new[key] = rng.normal(0, 1.5 / np.sqrt(int(np.prod(v.shape[1:]))), v.shape)
-    module.load_state_dict(new)
 
 
 def build_pair(name, aux=False, seed=0):

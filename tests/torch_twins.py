@@ -13,6 +13,27 @@ try:
 except ImportError:          # the twins need their reference library
     torch = None
 
+def randomize(module, seed):
+    """Give every float entry of the state dict random, well-scaled values (BN stats too)."""
+    rng = np.random.default_rng(seed)
+    new = {}
+    for key, v in module.state_dict().items():
+        if v.dtype.kind != "f":
+            new[key] = v
+        elif key.endswith("running_var"):
+            new[key] = rng.uniform(0.5, 2.0, v.shape)
+        elif key.endswith("running_mean"):
+            new[key] = rng.normal(0, 0.2, v.shape)
+        elif v.ndim == 1 and key.endswith("weight"):
+            new[key] = rng.uniform(0.5, 1.5, v.shape)
+        elif v.ndim == 1:
+            new[key] = rng.normal(0, 0.2, v.shape)
+        else:
+            fan_in = int(np.prod(v.shape[1:]))
+            new[key] = rng.normal(0, 1.5 / np.sqrt(fan_in), v.shape)
+    module.load_state_dict(new)
+
+
 # documented stage dilations per output stride (backbones.py's table)
 STAGE_DILATIONS = {32: (1, 1, 1, 1), 16: (1, 1, 1, 2), 8: (1, 1, 2, 4)}
 
