@@ -83,8 +83,8 @@ def _slips(hw):
         ("with keys and values from all the tokens, without the spatial reduction self.sr",
          slip(reduce=False)),
         ("without the LayerNorm self.norm after the reduction conv", slip(norm=False)),
-        ("with the heads split by a reshape to (N, h, L, d) alone, without the transpose "
-         "(N, L, h, d) -> (N, h, L, d)", slip(split="reshape", merge="reshape")),
+        ("with the heads split (and merged) by a reshape to (N, h, L, d) alone, without the "
+         "transpose (N, L, h, d) -> (N, h, L, d)", slip(split="reshape", merge="reshape")),
         ("with the heads split by a reshape to (N, h, L, d) alone, without the transpose "
          "(N, L, h, d) -> (N, h, L, d)", slip(split="reshape")),
         ("with the heads merged by a reshape of (N, h, L, d) to (N, L, C) alone, without "
@@ -127,7 +127,7 @@ def reduction(student, rng):
 @QUESTION.check("two and four heads (d = C / num_heads)",
                 hint="Split each of Q, K, V as (N, L, C) -> (N, L, h, d) -> (N, h, L, d) and merge "
                      "back with the inverse; scale by 1/sqrt(d), the features of one head.")
-def heads(student, rng):
+def multi_head(student, rng):
     attention_case(student, rng, 8, 2, 2, (4, 4))
     attention_case(student, rng, 16, 4, 1, (3, 3), batch=1)
 
