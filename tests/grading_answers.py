@@ -143,3 +143,67 @@ def grade(path, **kwargs):
     return grading.grade_file(path, **kwargs)
 
 
+
+
+# ---------------------------------------------------------------------- Q11 (SegFormer attention)
+Q11_ANSWER = """
+    q = self.q(x).reshape(n, length, h, d).transpose(1, 2)               # (N, h, L, d)
+    if self.sr_ratio > 1:
+        x = self.norm(map_to_tokens(self.sr(tokens_to_map(x, hw))))      # (N, L', C)
+    kv = self.kv(x)
+    k = kv[:, :, :c].reshape(n, -1, h, d).transpose(1, 2)                # (N, h, L', d)
+    v = kv[:, :, c:].reshape(n, -1, h, d).transpose(1, 2)
+    attn = (q @ k.transpose(-2, -1)) / math.sqrt(d)                      # (N, h, L, L')
+    attn = attn.softmax(-1)
+    out = (attn @ v).transpose(1, 2).reshape(n, length, c)
+    output = self.proj(out)
+"""
+ANSWERS["q11_efficient_attention"] = Q11_ANSWER
+
+
+def _q11(*replacements):
+    text = Q11_ANSWER
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+# name -> (answer, the first check it fails, words of that check's message)
+Q11_WRONG = {
+    "no 1/sqrt(d) scale": (_q11((" / math.sqrt(d)", "")),
+                           "one head, no spatial reduction (sr_ratio=1), 4x4 grid", "1/sqrt(d) scale"),
+    "scale 1/sqrt(C)": (_q11(("math.sqrt(d)", "math.sqrt(c)")),
+                        "two and four heads (d = C / num_heads)", "1/sqrt(C)"),
+    "softmax over the queries": (_q11(("attn.softmax(-1)", "attn.softmax(-2)")),
+                                 "one head, no spatial reduction (sr_ratio=1), 4x4 grid", "over the queries"),
+    "keys from all tokens": (_q11(("    if self.sr_ratio > 1:\n        x = self.norm(map_to_tokens("
+                                   "self.sr(tokens_to_map(x, hw))))      # (N, L', C)\n", "")),
+                             "spatial reduction sr_ratio=2, one head, 4x4 grid", "without the spatial reduction"),
+    "no LayerNorm after the reduction": (_q11(("self.norm(map_to_tokens(self.sr(tokens_to_map(x, hw))))",
+                                               "map_to_tokens(self.sr(tokens_to_map(x, hw)))")),
+                                         "spatial reduction sr_ratio=2, one head, 4x4 grid", "without the LayerNorm"),
+    "reduction even when sr_ratio=1": (_q11(("    if self.sr_ratio > 1:\n        x = ", "    x = ")),
+                                       "one head, no spatial reduction (sr_ratio=1), 4x4 grid",
+                                       "your code raised AttributeError"),
+    "heads split by a reshape alone": (_q11(("self.q(x).reshape(n, length, h, d).transpose(1, 2)",
+                                             "self.q(x).reshape(n, h, length, d)"),
+                                            ("kv[:, :, :c].reshape(n, -1, h, d).transpose(1, 2)",
+                                             "kv[:, :, :c].reshape(n, h, -1, d)"),
+                                            ("kv[:, :, c:].reshape(n, -1, h, d).transpose(1, 2)",
+                                             "kv[:, :, c:].reshape(n, h, -1, d)"),
+                                            ("(attn @ v).transpose(1, 2).reshape", "(attn @ v).reshape")),
+                                       "two and four heads (d = C / num_heads)", "without the transpose"),
+    "heads merged by a reshape alone": (_q11(("(attn @ v).transpose(1, 2).reshape", "(attn @ v).reshape")),
+                                        "two and four heads (d = C / num_heads)", "heads merged by a reshape"),
+    "no output projection": (_q11(("output = self.proj(out)", "output = out")),
+                             "one head, no spatial reduction (sr_ratio=1), 4x4 grid", "without the output projection"),
+    "tokens reshaped straight to a map": (_q11(("tokens_to_map(x, hw)", "x.reshape(n, c, hw[0], hw[1])")),
+                                          "spatial reduction sr_ratio=2, one head, 4x4 grid",
+                                          "reshaped straight to (N, C, H, W)"),
+    "H and W swapped": (_q11(("tokens_to_map(x, hw)", "tokens_to_map(x, (hw[1], hw[0]))")),
+                        "odd, non-square grids (5x7 with sr_ratio=2, 9x6 with sr_ratio=4)", "H and W swapped"),
+    "output cut off from the graph": (_q11(("output = self.proj(out)", "output = self.proj(out).detach()")),
+                                      "float64 gradients reach x and every layer (sr_ratio=2, two heads, 5x6 grid)",
+                                      "not connected"),
+}

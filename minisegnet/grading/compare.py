@@ -103,11 +103,12 @@ def randomize(module, rng):
 
 
 def compare_modules(student, entry, reference_cls, kwargs, inputs, rng, train=False, grads=False,
-                    mistakes=()):
+                    mistakes=(), extra_args=()):
     """Run the student's ``entry(**kwargs)`` (in its process) and ``reference_cls(**kwargs)``
-    (here) with the same random weights on ``inputs`` (one array, or a list of arrays) and
-    compare the outputs; with ``grads`` also the gradients of a random projection of the
-    output with respect to every input and every parameter.
+    (here) with the same random weights on ``inputs`` (one array, or a list of arrays),
+    followed by ``extra_args`` (plain values such as a grid size, passed to both forwards
+    as they are), and compare the outputs; with ``grads`` also the gradients of a random
+    projection of the output with respect to every input and every parameter.
 
     ``mistakes``: ``(description, fn)`` with ``fn(reference, reference_input)`` computing
     what a common wrong forward would give.
@@ -120,14 +121,14 @@ def compare_modules(student, entry, reference_cls, kwargs, inputs, rng, train=Fa
     ref_in = [t(a, grads) for a in arrays]
     pack = (lambda ts: list(ts)) if as_list else (lambda ts: ts[0])
     if grads:
-        expected = reference(pack(ref_in))
+        expected = reference(pack(ref_in), *extra_args)
     else:
         with no_grad():
-            expected = reference(pack(ref_in))
+            expected = reference(pack(ref_in), *extra_args)
     upstream = rng.normal(size=expected.shape) if grads else None
     state = {k: np.asarray(v) for k, v in reference.state_dict().items()}
     got = student.module(entry, kwargs, state, arrays, as_list=as_list, train=train, grads=grads,
-                         upstream=upstream)
+                         upstream=upstream, extra_args=extra_args)
     if "problem" in got:
         raise CheckFailed(got["problem"])
 

@@ -255,7 +255,8 @@ def _tensors(arrays, requires_grad):
 
 def run_module(student, request):
     """Build ``entry(**kwargs)`` in float64, load ``state``, run it on ``inputs`` (one
-    array, or a list when ``as_list``) and, with ``grads``, backpropagate ``upstream``.
+    array, or a list when ``as_list``) followed by the plain values ``extra_args`` (e.g. a
+    token grid's ``(H, W)``) and, with ``grads``, backpropagate ``upstream``.
 
     Returns ``{'output', 'input_grads', 'param_grads', 'connected'}`` or ``{'problem'}``.
     """
@@ -274,11 +275,12 @@ def run_module(student, request):
     grads = bool(request["grads"])
     inputs = _tensors(request["inputs"], grads)
     argument = list(inputs) if request["as_list"] else inputs[0]
+    extra = list(request.get("extra_args") or ())
     if grads:
-        output = module(argument)
+        output = module(argument, *extra)
     else:
         with no_grad():
-            output = module(argument)
+            output = module(argument, *extra)
     if not isinstance(output, Tensor):
         return {"problem": f"forward must return a minisegnet Tensor, got {type(output).__name__}"}
     result = {"output": output.detach().numpy(), "connected": bool(output.requires_grad)}

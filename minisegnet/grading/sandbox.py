@@ -413,12 +413,14 @@ class RemoteStudent:
         return call
 
     def module(self, entry, kwargs, state, inputs, as_list=False, train=False, grads=False,
-               upstream=None):
+               upstream=None, extra_args=()):
         """Build ``entry(**kwargs)`` in the sandbox, load ``state`` (name -> array), run it on
-        ``inputs`` (a list of arrays) and, with ``grads``, backpropagate ``upstream``.
+        ``inputs`` (a list of arrays) followed by ``extra_args`` (plain values, e.g. a grid
+        size) and, with ``grads``, backpropagate ``upstream``.
         Returns ``{'output', 'connected', 'input_grads', 'param_grads'}`` or ``{'problem'}``."""
         spec = {"entry": entry, "kwargs": kwargs, "state": state, "inputs": list(inputs),
-                "as_list": as_list, "train": train, "grads": grads, "upstream": upstream}
+                "as_list": as_list, "train": train, "grads": grads, "upstream": upstream,
+                "extra_args": list(extra_args)}
         return self._value(self._sandbox.request("module", module=runner.encode(spec)))
 
     @staticmethod

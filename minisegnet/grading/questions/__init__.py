@@ -10,7 +10,7 @@ EXERCISES = pathlib.Path(__file__).resolve().parents[3] / "exercises"
 
 MODULES = ("q1_aspp_forward", "q2_iou", "q3_dice", "q4_conv_output_size", "q5_conv2d_im2col",
            "q6_bilinear", "q7_adaptive_bins", "q8_pyramid_pooling", "q9_cross_entropy",
-           "q10_transposed_conv", "q12_bilinear_backward")
+           "q10_transposed_conv", "q11_efficient_attention", "q12_bilinear_backward")
 
 
 def stub(name):
