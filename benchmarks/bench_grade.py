@@ -76,6 +76,9 @@ def main(argv=None):
               "wall_s": round(seconds, 2), "per_file_s": round(seconds / max(1, files), 3),
               "mean_total": float(np.mean([sum(r.points for r in rs) for rs in results.values()])),
               "python": platform.python_version(), "machine": platform.machine()}
+    if hasattr(os, "getloadavg"):        # the load during the run: an upper bound when others shared the cores
+        record["load_average"] = round(os.getloadavg()[0], 2)
+    record["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = out.with_name(out.name + ".tmp")

@@ -5,7 +5,7 @@
 
 A block is the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``; NAME is
 ``train`` (bench_train, every thread count), ``ops`` (bench_ops, every thread count) or
-``profile`` (profile_step, the top ops of each model), ``trainrun`` (time_train), ``zoo`` (bench_zoo:
+``profile`` (profile_step, the top ops of each model), ``trainrun`` (time_train), ``grade`` (bench_grade), ``zoo`` (bench_zoo:
 mIoU over seeds per dataset and model) or ``sizes`` (zoo_sizes: parameters and MACs at 512x512). Numbers are only ever copied from
 the results files, with the machine's load when they were measured.
 """
@@ -173,7 +173,18 @@ def sizes_table(results):
     return "\n".join(lines)
 
 
-BLOCKS = {"zoo": zoo_table, "sizes": sizes_table, "train": train_table, "ops": ops_table, "profile": profile_table, "trainrun": trainrun_table}
+def grade_line(results):
+    d = results.get("bench_grade")
+    if not d:
+        return "(no grading timing yet: run `python benchmarks/bench_grade.py`)"
+    load = (f", load average {d['load_average']}" if "load_average" in d else "")
+    when = f" on {d['date']}" if "date" in d else ""
+    return (f"A generated class of {d['students']} students x {d['questions']} questions ({d['files_graded']} "
+            f"files graded, {d['files'].get('missing', 0)} missing) took {d['wall_s']:.0f} s with `--jobs "
+            f"{d['jobs']}` on {d['cpu_count']} cores{load}{when}: {d['per_file_s']:.2f} s per file.")
+
+
+BLOCKS = {"grade": grade_line, "zoo": zoo_table, "sizes": sizes_table, "train": train_table, "ops": ops_table, "profile": profile_table, "trainrun": trainrun_table}
 
 
 def render(text, results):
