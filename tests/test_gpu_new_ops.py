@@ -15,7 +15,6 @@ smoothing (``test_conformance_loss.py``), the new interpolation modes and antial
 """
 import collections
 import contextlib
-import traceback
 
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ import minisegnet as ms
 import minisegnet.functional as F
 from minisegnet import models, nn
 from conftest import CUPY_KIND, check_parity, torch
+from test_gpu_ops import host_syncs
 
 pytestmark = [pytest.mark.gpu, pytest.mark.torch]
 
@@ -112,6 +112,18 @@ def test_layer_norm_on_cuda(shape, normalized):
                  lambda x, w, b: TF.layer_norm(x, normalized, w, b), arrays, device="cuda")
 
 
+def test_erf_on_cuda_matches_math_erf_to_the_last_bits():
+    """The device computes every interval's formula everywhere and selects (no sync)."""
+    import math
+    from minisegnet.backend import to_device, to_numpy
+    from minisegnet.functional.transformer import erf
+    x = np.concatenate([np.linspace(-7, 7, 2001), [0.0, 1e-300, -1e-12, 0.84375, 1.25, 1 / 0.35, 6.0, 30.0]])
+    on_device = to_numpy(erf(to_device(x, "cuda")))
+    np.testing.assert_allclose(on_device, [math.erf(v) for v in x], rtol=1e-15, atol=1e-300)
+    np.testing.assert_array_equal(on_device, erf(x))
+    assert erf(to_device(np.float32([0.5]), "cuda")).dtype == np.float32
+
+
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 def test_gelu_on_cuda(approximate):
     x = randn(3, 40, seed=7) * 3
@@ -198,30 +210,6 @@ SYNCS = {"segnet": 1 + 3, "fast_scnn": 3, "bisenetv2": 5, "segformer_b0": 1}
 KNOWN_SYNC_PLACES = {"functional/loss.py", "functional/pooling.py"}
 
 
-@contextlib.contextmanager
-def host_syncs():
-    """Collect the ``file:line`` of every device-to-host transfer made inside (stand-in only)."""
-    import cupy_standin._array as arr
-    places = collections.Counter()
-    originals = {n: getattr(arr.ndarray, n) for n in ("get", "item", "tolist", "__int__", "__float__",
-                                                      "__bool__", "__format__")}
-
-    def spy(name):
-        def method(self, *args, **kwargs):
-            frames = [f for f in traceback.extract_stack()[:-1] if "minisegnet/" in f.filename.replace("\\", "/")]
-            where = frames[-1] if frames else traceback.extract_stack()[-2]
-            places[f"{where.filename.replace(chr(92), '/').split('minisegnet/')[-1]}:{where.lineno}"] += 1
-            return originals[name](self, *args, **kwargs)
-        return method
-    try:
-        for name in originals:
-            setattr(arr.ndarray, name, spy(name))
-        yield places
-    finally:
-        for name, method in originals.items():
-            setattr(arr.ndarray, name, method)
-
-
 def training_step(name, device, count_syncs=False):
     """One Adam step of a small float64 model from a fixed init; returns the losses, the new
     state dict, and (on the stand-in, when asked) the host synchronisations it made."""
@@ -255,6 +243,24 @@ def test_model_training_step_on_cuda_matches_cpu(name):
     for key in state:                                    # parameters after the step, BN statistics
         np.testing.assert_allclose(state[key], cpu_state[key], rtol=1e-9, atol=1e-12, err_msg=key)
     if CUPY_KIND == "standin":
-        files = {where.rsplit(":", 1)[0] for where in places}
+        files = {where.split(":", 1)[0] for where in places}
         assert files <= KNOWN_SYNC_PLACES, dict(places)
         assert sum(places.values()) == SYNCS[name], dict(places)
+
+
+@pytest.mark.skipif(CUPY_KIND != "standin", reason="a property of the stand-in")
+def test_standin_counts_boolean_mask_indexing_as_a_sync():
+    """CuPy reads the number of True values back before a boolean-mask read or write, and
+    before nonzero/argwhere (cupy/_core/_routines_indexing.pyx); the stand-in counts each."""
+    import cupy_standin as cs
+    x = cs.arange(6.0)
+    mask = x > 2
+    for step in (lambda: x[mask], lambda: x.__setitem__(mask, 0.0), lambda: cs.nonzero(x),
+                 lambda: cs.argwhere(x), lambda: x.nonzero()):
+        before = cs.syncs()
+        step()
+        assert cs.syncs() == before + 1
+    before = cs.syncs()
+    x[1:3] = 5.0                                 # slices, integer arrays, where: no sync
+    x[cs.arange(2)] + cs.where(mask, x, 0.0)[:2]
+    assert cs.syncs() == before
