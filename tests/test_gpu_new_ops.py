@@ -212,7 +212,8 @@ KNOWN_SYNC_PLACES = {"functional/loss.py", "functional/pooling.py"}
 
 def training_step(name, device, count_syncs=False):
     """One Adam step of a small float64 model from a fixed init; returns the losses, the new
-    state dict, and (on the stand-in, when asked) the host synchronisations it made."""
+    state dict, the host synchronisations it made (on the stand-in, when asked) and then the
+    logits in evaluation mode."""
     ms.manual_seed(0)
     model = models.create(name, 4, **SMALL[name]).double().to(device)
     opt = ms.optim.Adam(model.parameters(), lr=1e-2)
@@ -229,19 +230,23 @@ def training_step(name, device, count_syncs=False):
         opt.step()
     missing = [k for k, p in model.named_parameters() if p.grad is None]
     assert not missing, f"{name} on {device}: no gradient reached {missing[:5]}"
-    return {k: v.item() for k, v in losses.items()}, model.state_dict(), places
+    model.eval()
+    with ms.no_grad():                                   # the inference paths (running statistics)
+        logits = model(x).numpy()
+    return {k: v.item() for k, v in losses.items()}, model.state_dict(), places, logits
 
 
 @pytest.mark.parametrize("name", list(SMALL))
 def test_model_training_step_on_cuda_matches_cpu(name):
-    cpu_losses, cpu_state, _ = training_step(name, "cpu")
-    losses, state, places = training_step(name, "cuda", count_syncs=CUPY_KIND == "standin")
+    cpu_losses, cpu_state, _, cpu_logits = training_step(name, "cpu")
+    losses, state, places, logits = training_step(name, "cuda", count_syncs=CUPY_KIND == "standin")
     assert losses.keys() == cpu_losses.keys()
     for key in losses:
         assert losses[key] == pytest.approx(cpu_losses[key], rel=1e-10), key
     assert state.keys() == cpu_state.keys()
     for key in state:                                    # parameters after the step, BN statistics
         np.testing.assert_allclose(state[key], cpu_state[key], rtol=1e-9, atol=1e-12, err_msg=key)
+    np.testing.assert_allclose(logits, cpu_logits, rtol=1e-9, atol=1e-12, err_msg="eval-mode logits")
     if CUPY_KIND == "standin":
         files = {where.split(":", 1)[0] for where in places}
         assert files <= KNOWN_SYNC_PLACES, dict(places)

@@ -314,7 +314,7 @@ def adaptive_max_pool2d_forward(x, out_size):
     local = windows.argmax(axis=-1)                          # first maximum (or first NaN)
     out = xp.take_along_axis(windows, local[..., None], axis=-1)[..., 0]
     nan = xp.isnan(out)
-    if nan.any():                                            # PyTorch keeps the *last* NaN
+    if xp is not np or nan.any():        # PyTorch keeps the *last* NaN (asking would sync a GPU)
         last_nan = kh * kw - 1 - xp.isnan(windows[..., ::-1]).argmax(axis=-1)
         local = xp.where(nan, last_nan, local)
     row = rows[xp.arange(oh)[:, None], local // kw]
