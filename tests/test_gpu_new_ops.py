@@ -261,7 +261,7 @@ def test_standin_counts_boolean_mask_indexing_as_a_sync():
     x = cs.arange(6.0)
     mask = x > 2
     for step in (lambda: x[mask], lambda: x.__setitem__(mask, 0.0), lambda: cs.nonzero(x),
-                 lambda: cs.argwhere(x), lambda: x.nonzero()):
+                 lambda: cs.argwhere(x), lambda: x.nonzero(), lambda: cs.where(mask), lambda: cs.unique(x)):
         before = cs.syncs()
         step()
         assert cs.syncs() == before + 1
