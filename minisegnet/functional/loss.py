@@ -168,9 +168,9 @@ class CrossEntropy(Function):
             total_weight = w.sum()
             coef = w
             if reduction == "mean":
-                coef = w / total_weight
-                if total_weight == 0:     # ignored pixels get no gradient, even then (as torch)
-                    coef = xp.where(valid, coef, xp.zeros((), dtype=x.dtype))
+                # ignored pixels get no gradient, even when every weight is 0 (0/0, as torch);
+                # a where instead of testing total_weight == 0 keeps the device from syncing
+                coef = xp.where(valid, w / total_weight, xp.zeros((), dtype=x.dtype))
             loss, grad = K.softmax_cross_entropy(x3, t, coef if ctx.needs_input_grad[0] else None)
             loss *= w
             if reduction == "none":
@@ -190,7 +190,9 @@ class CrossEntropy(Function):
         if reduction == "none":
             scale = grad_out.reshape(shape[0], 1, -1)           # one upstream value per pixel
             return (grad * scale).reshape(shape), None, None, None, None
-        if float(grad_out) != 1.0:                              # loss.backward() seeds exactly 1
+        # loss.backward() seeds exactly 1: skip the multiply then on the CPU; on a GPU reading
+        # the seed back would stall the device, multiplying is cheaper
+        if backend.array_module(grad) is not np or float(grad_out) != 1.0:
             grad = grad * grad_out
         return grad.reshape(shape), None, None, None, None
 
@@ -226,11 +228,16 @@ class SoftCrossEntropy(Function):
         if reduction == "none":
             g = grad_out.reshape(shape[0], 1, -1)
         else:
-            g = grad_out / divisor if reduction == "mean" else grad_out
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g = grad_out / divisor if reduction == "mean" else grad_out
         grad_x = grad_q = None
         if ctx.needs_input_grad[0]:
-            grad_x = ((q3.sum(axis=1, keepdims=True) * backend.array_module(log_p).exp(log_p) - q3) * g)
-            grad_x = grad_x.reshape(shape)
+            xp = backend.array_module(log_p)
+            grad_x = q3.sum(axis=1, keepdims=True) * xp.exp(log_p) - q3
+            # pixels with q = 0 (ignored ones) get 0, also when 'mean' divides by a divisor of 0
+            # (every pixel ignored: g is inf), as in torch
+            with np.errstate(invalid="ignore"):
+                grad_x = xp.where(grad_x == 0, grad_x, grad_x * g).reshape(shape)
         if ctx.needs_input_grad[1]:
             grad_q = (-log_p * g).reshape(shape)
         return grad_x, grad_q, None, None

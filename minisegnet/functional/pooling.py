@@ -210,7 +210,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
             raise ValueError(f"{op}: {name} must be {'positive' if low else 'non-negative'}, got {value}")
     size = _unpool_output_size(input, kernel, stride, padding, output_size, op)
     index = indices.data.astype("int64", copy=False)
-    if index.size and (bool((index < 0).any()) or int(index.max()) >= size[0] * size[1]):
+    if index.size and bool(((index < 0) | (index >= size[0] * size[1])).any()):     # one host sync
         raise ValueError(f"{op}: indices must lie in [0, {size[0] * size[1]}) for an output plane of "
                          f"size {size}, got values from {int(index.min())} to {int(index.max())}")
     return MaxUnpool2d.apply(input, index, size)

@@ -155,22 +155,40 @@ def _poly(coefs, z):
     return out
 
 
+def _erf_small(z):                                            # |x| < 0.84375
+    return z + z * _poly(_PP, z * z) / _poly(_QQ, z * z)
+
+
+def _erf_mid(z):                                              # 0.84375 <= |x| < 1.25
+    return _ERX + _poly(_PA, z - 1) / _poly(_QA, z - 1)
+
+
+def _erf_tail(r, q):                                          # erf = 1 - erfc out there
+    def piece(z):
+        s = 1 / (z * z)
+        return 1 - backend.array_module(z).exp(-z * z - 0.5625 + _poly(r, s) / _poly(q, s)) / z
+    return piece
+
+
 def erf(x):
     """The error function of a float array (NumPy or CuPy), ``2/sqrt(pi) int_0^x e^{-t^2} dt``,
-    computed in float64 and returned in the input's dtype."""
+    computed in float64 and returned in the input's dtype.
+
+    Each interval of ``|x|`` has its own formula. On NumPy each formula runs on its own
+    elements only; on CuPy picking those elements (``a[mask]``) would make the host wait for
+    the GPU to count them, so there every formula runs on the whole array (at a harmless
+    argument, 1.0, outside its interval) and ``where`` keeps the right one.
+    """
     xp = backend.array_module(x)
     a = xp.abs(x.astype(np.float64))
     out = xp.ones_like(a)                                     # erf = 1 from |x| >= 6 on
-    small, mid = a < 0.84375, (a >= 0.84375) & (a < 1.25)
-    tail1, tail2 = (a >= 1.25) & (a < 1 / 0.35), (a >= 1 / 0.35) & (a < 6)
-    z = a[small]
-    out[small] = z + z * _poly(_PP, z * z) / _poly(_QQ, z * z)
-    s = a[mid] - 1
-    out[mid] = _ERX + _poly(_PA, s) / _poly(_QA, s)
-    for mask, r, q in ((tail1, _RA, _SA), (tail2, _RB, _SB)):   # erf = 1 - erfc
-        z = a[mask]
-        s = 1 / (z * z)
-        out[mask] = 1 - xp.exp(-z * z - 0.5625 + _poly(r, s) / _poly(q, s)) / z
+    pieces = ((a < 0.84375, _erf_small), ((a >= 0.84375) & (a < 1.25), _erf_mid),
+              ((a >= 1.25) & (a < 1 / 0.35), _erf_tail(_RA, _SA)), ((a >= 1 / 0.35) & (a < 6), _erf_tail(_RB, _SB)))
+    for inside, piece in pieces:
+        if xp is np:
+            out[inside] = piece(a[inside])
+        else:
+            out = xp.where(inside, piece(xp.where(inside, a, 1.0)), out)
     return (xp.sign(x) * out).astype(x.dtype, copy=False)
 
 

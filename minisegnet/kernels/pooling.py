@@ -147,7 +147,9 @@ def max_pool2d_forward(x, geometry, return_argmax=True):
         better = values > out
         xp.maximum(out, values, out=out)
         xp.maximum(argmax, xp.multiply(better, k, dtype=argmax.dtype), out=argmax)
-    if xp.isnan(out).any():
+    # On the CPU the NaN pass runs only when a NaN is there; on a GPU asking would make the
+    # host wait for the device, so the (elementwise, cheap) pass always runs there.
+    if xp is not np or xp.isnan(out).any():
         for k, region in offsets:
             argmax = xp.where(xp.isnan(xpad[region]), argmax.dtype.type(k), argmax)
     return out, argmax
@@ -312,7 +314,7 @@ def adaptive_max_pool2d_forward(x, out_size):
     local = windows.argmax(axis=-1)                          # first maximum (or first NaN)
     out = xp.take_along_axis(windows, local[..., None], axis=-1)[..., 0]
     nan = xp.isnan(out)
-    if nan.any():                                            # PyTorch keeps the *last* NaN
+    if xp is not np or nan.any():        # PyTorch keeps the *last* NaN (asking would sync a GPU)
         last_nan = kh * kw - 1 - xp.isnan(windows[..., ::-1]).argmax(axis=-1)
         local = xp.where(nan, last_nan, local)
     row = rows[xp.arange(oh)[:, None], local // kw]

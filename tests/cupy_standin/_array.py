@@ -27,9 +27,17 @@ class _State:
         self.compute_capability = "90"
         self.nvrtc_available = True
         self.kernel_launches = {}
+        self.sync_hook = None          # called with a short description at each sync (tests)
 
 
 STATE = _State()
+
+
+def count_sync(what):
+    """One device-to-host transfer: CuPy makes the host wait for the device here."""
+    STATE.syncs += 1
+    if STATE.sync_hook is not None:
+        STATE.sync_hook(what)
 
 
 def parse_signature(text):
@@ -167,6 +175,8 @@ class ndarray:
                     return impl(self, *args, **kwargs)
                 if not hasattr(self._a, name):
                     raise NotImplementedError(f"the stand-in has no NumPy twin for cupy.ndarray.{name}")
+                if name == "nonzero":
+                    count_sync(name)              # the count of nonzeros is read back, as in cupy.nonzero
                 a = [unwrap(v) for v in args]
                 k = {key: unwrap(v) for key, v in kwargs.items()}
                 out = k.get("out")
@@ -233,7 +243,7 @@ class ndarray:
 
     # --- explicit transfers -------------------------------------------------------------
     def get(self, stream=None, order="C", out=None, blocking=True):
-        STATE.syncs += 1
+        count_sync("get")
         if out is not None:
             if not isinstance(out, np.ndarray):
                 raise TypeError("Only numpy.ndarray can be obtained from cupy.ndarray")
@@ -249,24 +259,24 @@ class ndarray:
         self._a[...] = arr
 
     def item(self):
-        STATE.syncs += 1
+        count_sync("item")
         return self._a.item()
 
     def tolist(self):
-        STATE.syncs += 1
+        count_sync("tolist")
         return self._a.tolist()
 
     # --- conversions CuPy allows (each a device-to-host synchronisation) -----------------
     def __int__(self):
-        STATE.syncs += 1
+        count_sync("__int__")
         return int(self._a)
 
     def __float__(self):
-        STATE.syncs += 1
+        count_sync("__float__")
         return float(self._a)
 
     def __complex__(self):
-        STATE.syncs += 1
+        count_sync("__complex__")
         return complex(self._a)
 
     def __bool__(self):
@@ -275,11 +285,11 @@ class ndarray:
         if self.size != 1:
             raise ValueError("The truth value of an array with more than one element is "
                              "ambiguous. Use a.any() or a.all()")
-        STATE.syncs += 1
+        count_sync("__bool__")
         return bool(self._a)
 
     def __format__(self, spec):
-        STATE.syncs += 1
+        count_sync("__format__")
         return format(self._a, spec) if self.ndim else format(self._a.item(), spec)
 
     def __repr__(self):
@@ -300,7 +310,10 @@ class ndarray:
         return (self[i] for i in range(self.shape[0]))
 
     def __getitem__(self, key):
-        return wrap(self._a[_index_key(key)])
+        key = _index_key(key)
+        if _has_mask(key):
+            count_sync("boolean mask indexing")     # CuPy reads the number of True values back
+        return wrap(self._a[key])
 
     def __setitem__(self, key, value):
         if isinstance(value, np.ndarray) and value.ndim:
@@ -308,7 +321,10 @@ class ndarray:
         if not isinstance(value, ndarray) and not is_scalar_operand(value) \
                 and not isinstance(value, np.ndarray):
             raise unsupported(value)
-        self._a[_index_key(key)] = unwrap(value, host_ok=True)
+        key = _index_key(key)
+        if _has_mask(key):
+            count_sync("boolean mask assignment")   # as for reading (CuPy's _scatter_op_mask_single)
+        self._a[key] = unwrap(value, host_ok=True)
 
     def __copy__(self):
         return wrap(self._a.copy())
@@ -330,6 +346,19 @@ def _index_key(key):
             k = k._a
         out.append(k)
     return tuple(out) if isinstance(key, tuple) else out[0]
+
+
+def _has_mask(key):
+    """Does an (unwrapped) index hold a boolean array? CuPy's boolean-mask indexing, reading or
+    assigning, first counts the True values on the device and reads that count back
+    (``_prepare_mask_indexing_single`` in cupy/_core/_routines_indexing.pyx): a sync."""
+    items = key if isinstance(key, tuple) else (key,)
+    for k in items:
+        if isinstance(k, list):
+            k = np.asarray(k)
+        if isinstance(k, np.ndarray) and k.dtype == np.bool_ and k.ndim > 0:
+            return True
+    return False
 
 
 def _binary(np_name, reflected=False):

@@ -8,10 +8,14 @@ The work itself is done by the NumPy function of the same name on the wrapped da
 import numpy as np
 
 from . import _cupy_api as api
-from ._array import STATE, check_call, is_scalar_operand, ndarray, unsupported, unwrap, wrap
+from ._array import STATE, check_call, count_sync, is_scalar_operand, ndarray, unsupported, unwrap, wrap
 
 # the functions that accept host (NumPy) arrays: they copy them to the device
 HOST_TO_DEVICE = {"array", "asarray", "asanyarray"}
+# output shape depends on the data: CuPy counts on the device and reads the count back, a
+# device-to-host sync (``_ndarray_argwhere`` in cupy/_core/_routines_indexing.pyx; unique and
+# extract index with a boolean mask, cupy/_manipulation/add_remove.py, _indexing/indexing.py)
+DATA_DEPENDENT_SHAPE = {"nonzero", "argwhere", "flatnonzero", "unique", "extract"}
 
 _cache = {}
 
@@ -150,6 +154,8 @@ def _generic_function(name, np_fn):
         out = kwargs.get("out")
         if out is not None and not isinstance(out, ndarray):
             raise TypeError("Output arguments must be cupy.ndarray")
+        if name in DATA_DEPENDENT_SHAPE or name == "where" and len(args) + len(kwargs) == 1:
+            count_sync(name)                 # where(condition) is nonzero(condition) in CuPy
         result = np_fn(*unwrap(list(args)), **{k: unwrap(v) for k, v in kwargs.items()})
         return out if out is not None else wrap(result)
     fn.__name__ = name
