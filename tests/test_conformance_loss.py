@@ -126,6 +126,8 @@ def test_module_label_smoothing_matches_torch():
     (lambda: F.cross_entropy(ms.zeros(2, 3), ms.zeros(2, 4)), TypeError,
      r"class-probability targets are floats of the input's shape \(2, 3\)"),
     (lambda: nn.CrossEntropyLoss(label_smoothing=-0.1), ValueError, "CrossEntropyLoss: label_smoothing"),
+    (lambda: F.cross_entropy(ms.zeros(5), ms.zeros(5)), ValueError,          # unbatched: out of scope
+     r"input must be logits of shape \(N, C\) or \(N, C, H, W\), got shape \(5,\)"),
 ])
 def test_bad_arguments_raise_clear_errors(call, error, message):
     with pytest.raises(error, match=message):

@@ -263,6 +263,9 @@ def _probability_cross_entropy(input, target, weight, ignore_index, reduction, s
                          f"targets, got ignore_index={ignore_index}")
     if input.dtype.kind != "f":
         raise TypeError(f"cross_entropy: input (logits) must be a floating point tensor, got dtype {input.dtype}")
+    if input.ndim < 2:             # PyTorch's unbatched (C,) form is out of scope, as for index targets
+        raise ValueError(f"cross_entropy: input must be logits of shape (N, C) or (N, C, H, W), got shape "
+                         f"{input.shape}")
     classes = input.shape[1]
     y = target if isinstance(target, Tensor) else Tensor(backend.to_device(target, input.device))
     y = y.to(dtype=input.dtype) if y.dtype != input.dtype else y
