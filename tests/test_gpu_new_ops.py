@@ -204,9 +204,10 @@ def test_multihead_attention_on_cuda(batch_first, mask):
 SMALL = {"segnet": {}, "fast_scnn": dict(width=0.25, aux=True), "bisenetv2": dict(width=0.25, aux=True),
          "segformer_b0": dict(width=0.25, channels=8)}
 # Device-to-host synchronisations in one step (forward, backward, optimizer step; the loss
-# read comes after): cross-entropy's check that the labels are in range, once per loss term
-# (main and auxiliary heads), and max unpooling's check that the indices fit, once per unpool.
-SYNCS = {"segnet": 1 + 3, "fast_scnn": 3, "bisenetv2": 5, "segformer_b0": 1}
+# read comes after): cross-entropy's check that the labels are in range, once per batch (the
+# auxiliary heads' loss terms reuse it), and max unpooling's check that the indices fit, once
+# per unpool.
+SYNCS = {"segnet": 1 + 3, "fast_scnn": 1, "bisenetv2": 1, "segformer_b0": 1}
 KNOWN_SYNC_PLACES = {"functional/loss.py", "functional/pooling.py"}
 
 
@@ -259,6 +260,20 @@ def test_model_training_step_on_cuda_matches_cpu(name):
 
 
 @pytest.mark.skipif(CUPY_KIND != "standin", reason="a property of the stand-in")
+def test_labels_are_checked_once_per_batch_but_every_batch_is_checked():
+    logits = ms.tensor(np.zeros((1, 3, 2, 2)), device="cuda")
+    good = ms.tensor(np.array([[[0, 1], [2, 255]]]), device="cuda")
+    with host_syncs() as places:
+        F.cross_entropy(logits, good, ignore_index=255)
+        F.cross_entropy(logits, good, ignore_index=255)      # the same labels: no second check
+    assert sum(places.values()) == (1 if CUPY_KIND == "standin" else 0)
+    with pytest.raises(ValueError, match="class index 3 outside"):          # fewer classes: checked again
+        F.cross_entropy(ms.tensor(np.zeros((1, 3, 2, 2)), device="cuda"),
+                        ms.tensor(np.array([[[0, 3], [2, 255]]]), device="cuda"), ignore_index=255)
+    with pytest.raises(ValueError, match="class index 255 outside"):        # another ignore_index
+        F.cross_entropy(logits, good, ignore_index=-100)
+
+
 def test_standin_counts_boolean_mask_indexing_as_a_sync():
     """CuPy reads the number of True values back before a boolean-mask read or write, and
     before nonzero/argwhere (cupy/_core/_routines_indexing.pyx); the stand-in counts each."""

@@ -108,8 +108,12 @@ def _class_target(name, input, target, ignore_index):
         raise ValueError(f"{name}: target has shape {tuple(raw.shape)} but input of shape {input.shape} "
                          f"(N, C, ...) needs a target of shape {expected} (N, ...), one class index "
                          f"per sample/pixel")
+    source = raw
     raw = backend.to_device(raw, input.device).astype(np.int64, copy=False)
     classes = input.shape[1]
+    on_device = backend.array_module(raw) is not np
+    if on_device and _LAST_CHECKED[0] is source and _LAST_CHECKED[1] == (classes, ignore_index):
+        return _LAST_CHECKED[2]                   # this batch's labels passed for another loss term
     outside = raw.view(np.uint64) >= classes      # negative labels wrap around to huge values
     if ignore_index is not None:
         outside &= raw != ignore_index
@@ -121,7 +125,16 @@ def _class_target(name, input, target, ignore_index):
         raise ValueError(f"{name}: target contains class index {', '.join(map(str, shown))}"
                          f"{' ...' if len(set(values)) > 8 else ''} outside [0, {classes}) for an input "
                          f"with C={classes} classes ({int(outside.sum())} entries){hint}")
+    if on_device:
+        _LAST_CHECKED[:] = [source, (classes, ignore_index), raw]
     return raw
+
+
+# On a GPU the label check reads one bool back to the host (a synchronisation): the label
+# array last found valid is remembered, so a batch is checked once however many loss terms
+# (main head, auxiliary heads, Dice) read it. (Labels changed in place between two loss
+# terms would escape the second check: a training loop makes a new label array per batch.)
+_LAST_CHECKED = [None, None, None]       # the labels as given, (C, ignore_index), as int64
 
 
 def _class_weight(name, weight, classes, input):
