@@ -87,8 +87,10 @@ for side in (128, 64, 32):
 # pixel: every output channel looks at every input channel through its own 3 × 3 filter.
 # A **depthwise-separable** convolution factors this into a *depthwise* 3 × 3 convolution
 # (`groups=C`: one filter per channel, $C \cdot 9$) and a *pointwise* 1 × 1 convolution
-# mixing the channels ($C \cdot O$). All three networks below lean on it. The grouped
-# convolution really is "each channel on its own", and the saving is $9CO / (9C + CO)$:
+# mixing the channels ($C \cdot O$). Fast-SCNN is built almost entirely from it,
+# BiSeNetV2's semantic branch and SegFormer's Mix-FFN use depthwise convolutions too. The
+# grouped convolution really is "each channel on its own", and the saving is
+# $9CO / (9C + CO)$:
 
 # %%
 x = ms.randn(2, 6, 9, 9)
@@ -338,11 +340,11 @@ plt.show()
 # car that got the right one of the two (guessing gives 50 %). FCN also trains with a
 # second seed, to show how far a seed alone moves the score.
 #
-# These are **short runs** (a few dozen steps, one seed each) so that the notebook runs
-# in two minutes; they show how far each network gets early, not where it ends up. The
-# longer runs (600 steps, three seeds, no class weights) are made by
+# These are **short runs** (a few dozen steps, one seed each, two for FCN) so that the
+# notebook runs in two minutes; they show how far each network gets early, not where it
+# ends up. The longer runs (many more steps, three seeds, no class weights) are made by
 # `benchmarks/bench_zoo.py` and stored in `benchmarks/results/bench_zoo_*.json`; the
-# table after the run prints what those files hold.
+# table after the run prints what those files hold, steps and seeds included.
 
 # %%
 from minisegnet.train import evaluate
@@ -457,8 +459,9 @@ if missing:
 #   on cheap branches; Fast-SCNN shares its first layers ("learning to downsample") between
 #   a 1/8 detail path and a 1/32 global feature extractor with pyramid pooling; BiSeNetV2
 #   separates a wide, shallow detail branch from a narrow, deep semantic branch and lets
-#   each gate the other, with booster heads that only train. All three are built mostly
-#   from depthwise-separable convolutions, several times cheaper than plain ones.
+#   each gate the other, with booster heads that only train. Depthwise(-separable)
+#   convolutions, several times cheaper than plain ones, make up most of Fast-SCNN and of
+#   BiSeNetV2's semantic branch.
 # * **Transformers**: self-attention gives every position a global, content-dependent
 #   view in one layer, at a cost quadratic in the number of tokens. SETR attends over
 #   patches at one scale; SegFormer reduces keys and values by `R × R`, builds a four-scale
