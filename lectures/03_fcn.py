@@ -347,6 +347,73 @@ with ms.no_grad():
     print("same as fcn(x):", np.allclose(logits.numpy(), fcn(x).numpy(), atol=1e-6))
 
 # %% [markdown]
+# ### Another way up: SegNet remembers where the maxima were
+#
+# FCN-8s *learns* its upsampling: transposed convolutions that start as bilinear
+# interpolation, with skip scores from `pool4` and `pool3` to put the boundaries back; the
+# library's ResNet `fcn` resizes with a fixed bilinear `F.interpolate`. **SegNet**
+# (Badrinarayanan, Kendall and Cipolla, 2017) takes a third way. Every 2 × 2 max pool of
+# its encoder also returns *where* in its window each maximum was
+# (`F.max_pool2d(..., return_indices=True)`), and the mirrored decoder puts each value
+# back at exactly that position, zeros elsewhere (`F.max_unpool2d`, or the layer
+# `nn.MaxUnpool2d`); 3 × 3 convolutions then fill in the sparse map. The unpooling has no
+# parameters and nothing to learn; what it keeps is one integer position per window.
+# Here is a feature map that is 1 on the objects of the image above and 0 elsewhere,
+# pooled twice (128 → 32) and brought back up three ways (the lower row: the red box):
+
+# %%
+x = ms.tensor((mask > 0).astype(np.float32)[None, None])        # a feature map: 1 on the objects above, 0 elsewhere
+half, where_half = F.max_pool2d(x, 2, return_indices=True)        # (1, 1, 64, 64), indices into 128x128
+quarter, where_quarter = F.max_pool2d(half, 2, return_indices=True)
+unpooled = F.max_unpool2d(F.max_unpool2d(quarter, where_quarter, 2), where_half, 2)     # back to 128x128
+bilinear = F.interpolate(quarter, scale_factor=4, mode="bilinear", align_corners=False)
+up4 = nn.ConvTranspose2d(1, 1, kernel_size=8, stride=4, padding=2, bias=False)
+nn.init.bilinear_(up4.weight)
+with ms.no_grad():
+    transposed = up4(quarter)
+panels = [("feature map 128x128", x), ("max-pooled twice, 32x32", quarter),
+          ("max_unpool2d twice (indices)", unpooled), ("F.interpolate, bilinear", bilinear),
+          ("ConvTranspose2d, bilinear start", transposed)]
+ys, xs = np.nonzero(np.abs(np.diff(mask, axis=0)) > 0)                 # a 24x24 crop on an object's boundary
+top, left = (int(np.clip(v[len(v) // 2] - 12, 0, 104)) for v in (ys, xs))
+fig, axes = plt.subplots(2, 5, figsize=(14, 6.2))
+for j, (title, t) in enumerate(panels):
+    picture = t.numpy()[0, 0]
+    axes[0, j].imshow(picture, cmap="gray", vmin=0, vmax=1); axes[0, j].set_title(title, fontsize=9)
+    crop = picture[top:top + 24, left:left + 24] if picture.shape[0] == 128 else \
+        picture[top // 4:top // 4 + 6, left // 4:left // 4 + 6]
+    axes[1, j].imshow(crop, cmap="gray", vmin=0, vmax=1); axes[1, j].set_title("the boxed crop", fontsize=9)
+    size = 24 if picture.shape[0] == 128 else 6
+    corner = (left, top) if picture.shape[0] == 128 else (left // 4, top // 4)
+    axes[0, j].add_patch(plt.Rectangle((corner[0] - 0.5, corner[1] - 0.5), size, size, fill=False, ec="red"))
+for ax in axes.ravel():
+    ax.set_xticks([]); ax.set_yticks([])
+fig.tight_layout()
+plt.show()
+kept = unpooled.numpy() != 0
+print(f"unpooled: {kept.mean():.1%} of the values are non-zero (at most one per 4x4 window: 6.25 %), each equal to the map "
+      f"at that position: {np.array_equal(unpooled.numpy()[kept], x.numpy()[kept])}")
+print("max-pooling the unpooled map gives the pooled map back:",
+      np.array_equal(F.max_pool2d(F.max_pool2d(unpooled, 2), 2).numpy(), quarter.numpy()))
+
+# %% [markdown]
+# The unpooled map is sparse but *exact*: where a value comes back, it comes back at the
+# pixel it came from, so no dot lands outside an object, while both interpolations smear
+# the boundary over several pixels.
+# The price is that everything else is zero until the decoder's convolutions fill it in,
+# and the encoder must keep its indices until the decoder needs them. The library's
+# small SegNet, `models.create("segnet", K)`, has three such stages (16, 32, 64 channels,
+# output stride 8); each unpooling is told the size before its pool, so odd image sizes
+# come back exactly:
+
+# %%
+segnet = models.create("segnet", num_classes=4).eval()
+print(f"segnet: {course.n_params(segnet):,} parameters, of which the unpooling layers hold "
+      f"{course.n_params(segnet.decode_head.unpool)}")
+with ms.no_grad():
+    print("a 37x45 image ->", segnet(ms.zeros(1, 3, 37, 45)).shape)
+
+# %% [markdown]
 # ## 5. The loss: cross-entropy at every pixel
 #
 # Training compares the score maps `(N, K, H, W)` with the label map `(N, H, W)` by the

@@ -118,6 +118,75 @@ def print_bench_zoo(*datasets):
     return table
 
 
+def zoo_sizes():
+    """The sizes ``benchmarks/zoo_sizes.py`` computed (``benchmarks/results/zoo_sizes.json``),
+    or None when there is no file: ``{model: {"paper": {...}, "num_classes": K,
+    "at_512": {"params", "aux_params", "macs", "attention_macs"},
+    "small_setting": {"kwargs": {...}, "num_classes": 5, "at_64": {...}}}}``."""
+    path = RESULTS / "zoo_sizes.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def macs_by_part(model, input_size, part):
+    """Multiply-adds of one forward pass, summed per part: ``part(row)`` names the part of each
+    row of ``models.profile`` (a dict with ``name`` and ``type``). Returns ``{part: macs}``
+    in the order the parts first run."""
+    out = {}
+    for row in profile(model, input_size=tuple(input_size)):
+        key = part(row)
+        out[key] = out.get(key, 0) + row["macs"]
+    return out
+
+
+# ----------------------------------------------------------------------------- diagrams
+def diagram(ax, boxes, arrows, title=None, resolution_axis=True):
+    """Draw a block diagram on ``ax``.
+
+    ``boxes`` maps a key to ``(x, y, text)`` or ``(x, y, text, colour)``: a rounded box
+    centred at ``(x, y)``; ``arrows`` is a list of ``(from_key, to_key)`` or
+    ``(from_key, to_key, label)``, or with a fourth entry ``True`` for a dashed arrow
+    (used for training-only paths). With ``resolution_axis`` the lectures put
+    ``y = -log2(stride)``, so a box's height on the page says the resolution of its
+    feature map, and the y axis is labelled 1/1, 1/2, 1/4, ...; without it ``y`` is free.
+    """
+    drawn = {}
+    for key, spec in boxes.items():
+        x, y, text = spec[:3]
+        colour = spec[3] if len(spec) > 3 else "#dbe9f6"
+        drawn[key] = ax.text(x, y, text, ha="center", va="center", fontsize=8,
+                             bbox=dict(boxstyle="round,pad=0.35", fc=colour, ec="0.3"))
+    for spec in arrows:
+        a, b = spec[:2]
+        label = spec[2] if len(spec) > 2 else None
+        dashed = len(spec) > 3 and spec[3]
+        ax.annotate("", xy=boxes[b][:2], xytext=boxes[a][:2],
+                    arrowprops=dict(arrowstyle="-|>", color="0.25", lw=1.1, ls="--" if dashed else "-",
+                                    patchA=drawn[a].get_bbox_patch(), patchB=drawn[b].get_bbox_patch(),
+                                    shrinkA=2, shrinkB=2))
+        if label:
+            (xa, ya), (xb, yb) = boxes[a][:2], boxes[b][:2]
+            ax.text((xa + xb) / 2, (ya + yb) / 2, label, fontsize=7, color="0.2", ha="center", va="bottom",
+                    bbox=dict(fc="white", ec="none", pad=0.5))
+    xs = [b[0] for b in boxes.values()]
+    ys = [b[1] for b in boxes.values()]
+    ax.set_xlim(min(xs) - 1.2, max(xs) + 1.2)
+    ax.set_ylim(min(ys) - 0.8, max(ys) + 0.8)
+    if resolution_axis:
+        levels = sorted({int(round(y)) for y in ys if abs(y - round(y)) < 1e-9})
+        ax.set_yticks(levels, [f"1/{2 ** -y}" for y in levels])
+        ax.set_ylabel("resolution (1 / stride)")
+    else:
+        ax.set_yticks([])
+        ax.spines["left"].set_visible(False)
+    ax.set_xticks([])
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title)
+
+
 # ----------------------------------------------------------------------------- sliders
 def static():
     """True where sliders should fall back to static figures: ipywidgets missing, or

@@ -87,6 +87,22 @@ def test_quiz_cells_are_where_the_syllabus_puts_them():
     assert not missing, f"no lecture points to exercises {missing}"
 
 
+def test_lecture_07_teaches_the_zoo_models_not_toys():
+    """Lecture 07 builds the library's own real-time and transformer models, reads their sizes
+    from the results file, and computes (not pastes) what its short run shows."""
+    source = next(p for p in SOURCES if p.name.startswith("07")).read_text(encoding="utf-8")
+    for name in ("fast_scnn", "bisenetv2", "segformer_b0", "fcn"):
+        assert f'"{name}"' in source, f"lecture 07 does not build {name}"
+    assert "models.create(" in source and "course.zoo_sizes()" in source
+    assert "class Toy" not in source and "class SelfAttention2d" not in source, "lecture 07 still defines toy networks"
+    assert "what_the_run_shows(RUNS" in source
+
+
+def test_lecture_03_shows_segnet_unpooling():
+    source = next(p for p in SOURCES if p.name.startswith("03")).read_text(encoding="utf-8")
+    assert 'models.create("segnet"' in source and "F.max_unpool2d(" in source and "return_indices=True" in source
+
+
 def test_readme_indexes_every_notebook():
     index = (LECTURES / "README.md").read_text(encoding="utf-8")
     missing = [p.name for p in NOTEBOOKS if p.name not in index]
