@@ -27,6 +27,10 @@ To add an op: write a function returning a list of :class:`Case` and register it
 ``OP_GROUPS``. A case's ``ms_fn`` / ``torch_fn`` build the inputs on a device and
 return ``run(backward)``, which does one forward (and backward) pass.
 """
+try:        # before NumPy: OpenBLAS's idle threads then sleep at once (minisegnet/blas_env.py)
+    import minisegnet.blas_env  # noqa: F401
+except ImportError:
+    pass
 import argparse
 import gc
 import json

@@ -30,6 +30,10 @@ and ``torch.set_num_threads``); steps are interleaved with a short pause between
 Targets (issue 11): time <= 1.0x PyTorch CPU at 1 and 2 threads, peak memory <= 1.0x; (issue 13)
 Fast-SCNN and BiSeNetV2 <= 1.2x, SegFormer-B0 <= 1.5x (``--models fast_scnn,bisenetv2,segformer_b0``).
 """
+try:        # before NumPy: OpenBLAS's idle threads then sleep at once (minisegnet/blas_env.py)
+    import minisegnet.blas_env  # noqa: F401
+except ImportError:
+    pass
 import argparse
 import json
 import os

@@ -10,6 +10,10 @@ self time for comparison.
     python benchmarks/profile_step.py --threads 1 --models deeplabv3
     python benchmarks/profile_step.py --threads 2 --steps 3 --json   # also writes results/profile_t2.json
 """
+try:        # before NumPy: OpenBLAS's idle threads then sleep at once (minisegnet/blas_env.py)
+    import minisegnet.blas_env  # noqa: F401
+except ImportError:
+    pass
 import argparse
 import collections
 import os

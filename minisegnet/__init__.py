@@ -12,6 +12,7 @@ and FCN / PSPNet / DeepLab on top. The public names mirror PyTorch's::
 """
 __version__ = "0.1.0"
 
+from . import blas_env  # noqa: F401  (first: before NumPy loads OpenBLAS)
 from . import backend, cuda, random
 from .autograd import Function
 from .random import manual_seed

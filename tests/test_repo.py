@@ -7,7 +7,7 @@ import re
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # DESIGN.md's layers, lowest first.
-RANK = {"backend": 0, "fileio": 0, "kernels": 1, "tensor": 2, "autograd": 2, "random": 0, "functional": 3,
+RANK = {"backend": 0, "blas_env": 0, "fileio": 0, "kernels": 1, "tensor": 2, "autograd": 2, "random": 0, "functional": 3,
         "nn": 4, "optim": 4, "gradcheck": 4, "checkpoint": 5, "data": 5, "metrics": 5,
         "models": 6, "train": 7, "viz": 7, "predict": 7, "grading": 8, "cli": 9, "__main__": 9}
 

@@ -2,6 +2,7 @@
 threads -- by the pool itself and by the conv and normalization kernels on it -- BLAS is
 held at one thread inside a parallel section, nesting runs serially, and the answers do
 not depend on the thread count."""
+import os
 import threading
 
 import numpy as np
@@ -98,10 +99,30 @@ def test_blas_is_held_at_one_thread_inside_a_section(threads_set):
     if not libs:
         pytest.skip("threadpoolctl found no BLAS library")
     threads_set(2)
-    assert all(lib.num_threads == 2 for lib in libs)            # one limit: set_num_threads
+    # outside a section: the same count, unless OpenBLAS's idle threads would spin (NumPy
+    # was imported before minisegnet, as it is here under pytest), then one (blas_env.py)
+    outside = 2 if T.blas_env.SHORT_SPIN else 1
+    assert all(lib.num_threads == outside for lib in libs)      # one limit: set_num_threads
     inside = T.parallel_for(lambda a, b: [lib.num_threads for lib in libs], 2)
     assert inside == [[1] * len(libs)] * 2
-    assert all(lib.num_threads == 2 for lib in libs)            # restored afterwards
+    assert all(lib.num_threads == outside for lib in libs)      # restored afterwards
+
+
+def test_openblas_spin_is_shortened_when_minisegnet_comes_before_numpy():
+    """A fresh interpreter that imports minisegnet first gets OPENBLAS_THREAD_TIMEOUT=4 and
+    keeps BLAS threads outside sections; one that imported NumPy first holds BLAS at 1."""
+    import subprocess
+    import sys
+    code = ("import {first}, minisegnet as ms, os; from minisegnet.kernels import threads as T; "
+            "ms.set_num_threads(2); print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), ms.blas_env.SHORT_SPIN, "
+            "[lib.num_threads for lib in T.blas_libraries()])")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    runs = {first: subprocess.run([sys.executable, "-c", code.format(first=first)], env=env, capture_output=True,
+                                  text=True, check=True).stdout.split(" ", 2) for first in ("sys", "numpy")}
+    assert runs["sys"][:2] == ["4", "True"]
+    assert runs["numpy"][:2] == ["None", "False"]
+    if runs["sys"][2].strip() != "[]":                           # threadpoolctl found a BLAS
+        assert "1" not in runs["sys"][2] and set(runs["numpy"][2].strip("[]\n").split(", ")) == {"1"}
 
 
 def test_nested_sections_run_serially_in_the_calling_thread(threads_set):

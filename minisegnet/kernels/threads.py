@@ -8,7 +8,10 @@ keep several cores busy the way PyTorch's intra-op threads do. This module owns
   ``$MINISEGNET_NUM_THREADS``, else the number of usable cores -- see :func:`num_threads`;
 * the BLAS limit (via ``threadpoolctl``): BLAS gets the same count for a product called
   outside a parallel section, and one thread per worker inside one, so that
-  ``threads x BLAS threads`` never oversubscribes the cores;
+  ``threads x BLAS threads`` never oversubscribes the cores. That needs OpenBLAS's idle
+  threads to sleep at once (:mod:`minisegnet.blas_env`); where they spin instead
+  (NumPy was imported before minisegnet), BLAS stays at one thread whenever minisegnet
+  uses several, or the spinning threads would take the cores the workers need;
 * one pool of ``num_threads() - 1`` worker threads (the calling thread does a share
   too): :func:`parallel_for` splits ``range(n)`` into contiguous chunks, one per thread.
 
@@ -21,6 +24,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from .. import blas_env
 
 __all__ = ["num_threads", "set_num_threads", "parallel_for", "chunk_bounds", "blas_libraries"]
 
@@ -76,11 +81,17 @@ def blas_libraries():
     return _blas["libs"]
 
 
+def _blas_outside(n):
+    """BLAS threads for products outside parallel sections when minisegnet uses ``n``."""
+    return n if blas_env.SHORT_SPIN or n < 2 else 1
+
+
 def _set_blas_threads(n):
-    """BLAS at ``n`` threads each (None: the count it had when first seen)."""
+    """BLAS at ``n`` threads each (None: the count it had when first seen), or at one
+    where OpenBLAS's idle threads would spin (see :func:`_blas_outside`)."""
     libs = blas_libraries()
     for lib, default in zip(libs, _blas["default"]):
-        lib.set_num_threads(default if n is None else n)
+        lib.set_num_threads(_blas_outside(default if n is None else n))
 
 
 def _executor(workers):
@@ -127,7 +138,7 @@ def parallel_for(fn, n_items, xp=np, threads=None):
         return [fn(0, n_items)]
     try:
         libs = blas_libraries()
-        before = [lib.num_threads for lib in libs]
+        before = [_blas_outside(lib.num_threads) for lib in libs]
         for lib in libs:
             lib.set_num_threads(1)
         try:
