@@ -64,15 +64,10 @@ def torch_twin(model, name):
     state-dict key: ``tests/torch_twins.py`` for the ResNet models, ``tests/twins_realtime.py``
     for Fast-SCNN, BiSeNetV2 and SegFormer-B0 (both shared with the model tests)."""
     import twins_realtime
+    from torch_twins import copy_to_torch, segmentor_twin
     if name not in twins_realtime.TWINS:
-        from torch_twins import segmentor_twin
         return segmentor_twin(model)
-    import torch
-    twin = twins_realtime.build_twin(name, NUM_CLASSES)
-    keys = set(twin.state_dict())
-    twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items() if k in keys},
-                         strict=False)
-    return twin
+    return copy_to_torch(model, twins_realtime.build_twin(name, NUM_CLASSES))
 
 
 # ---------------------------------------------------------------------------- one step each

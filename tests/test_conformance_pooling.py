@@ -85,14 +85,15 @@ def test_window_of_minus_inf_points_at_its_first_real_element():
 
 
 @requires_torch
-def test_nan_index_is_the_last_nan_like_torch():
+def test_nan_index_is_the_last_nan_like_torch(device):
     x = ties(1, 1, 6, 6, seed=4)
     x[0, 0, 0, 0] = x[0, 0, 1, 1] = x[0, 0, 4, 5] = np.nan
     for fn, tfn in [(lambda t: F.max_pool2d(t, 3, 1, 1, return_indices=True),
                      lambda t: TF.max_pool2d(t, 3, 1, 1, return_indices=True)),
                     (lambda t: F.adaptive_max_pool2d(t, (4, 3), return_indices=True),
                      lambda t: TF.adaptive_max_pool2d(t, (4, 3), return_indices=True))]:
-        (out, index), (ref_out, ref) = fn(ms.tensor(x)), tfn(torch.tensor(x))
+        (out, index), (ref_out, ref) = fn(ms.tensor(x, device=device)), tfn(torch.tensor(x))
+        assert out.device == index.device == device
         np.testing.assert_array_equal(out.numpy(), ref_out.numpy())
         assert_indices_equal(index, ref)
 

@@ -5,6 +5,7 @@ import pytest
 import minisegnet as ms
 from minisegnet import models
 from conftest import requires_torch, torch
+from torch_twins import copy_to_torch
 
 if torch is not None:
     tnn = torch.nn
@@ -46,11 +47,7 @@ def test_segnet_matches_torch_twin(training):
     ms.manual_seed(0)
     model = models.create("segnet", num_classes=4).to(dtype="float64")
     twin = TorchSegNet(4).double()
-    ours = model.state_dict()
-    theirs = twin.state_dict()
-    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in theirs.items()}
-    twin.load_state_dict({k: torch.tensor(np.asarray(v.numpy() if hasattr(v, "numpy") else v))
-                          for k, v in ours.items()})
+    copy_to_torch(model, twin)            # the same keys, and load_state_dict checks the shapes
     model.train(training)
     twin.train(training)
     x = np.random.default_rng(1).standard_normal((2, 3, 21, 26))      # odd sizes: output_size matters

@@ -71,18 +71,6 @@ def test_adaptive_max_pool2d_indices_on_cuda(size):
     np.testing.assert_array_equal(index.numpy(), ref.numpy())
 
 
-def test_nan_index_on_cuda_is_the_last_nan_like_torch():
-    x = ties(1, 1, 6, 6, seed=4)
-    x[0, 0, 0, 0] = x[0, 0, 1, 1] = x[0, 0, 4, 5] = np.nan
-    for fn, tfn in [(lambda t: F.max_pool2d(t, 3, 1, 1, return_indices=True),
-                     lambda t: TF.max_pool2d(t, 3, 1, 1, return_indices=True)),
-                    (lambda t: F.adaptive_max_pool2d(t, (4, 3), return_indices=True),
-                     lambda t: TF.adaptive_max_pool2d(t, (4, 3), return_indices=True))]:
-        (out, index), (ref_out, ref) = fn(ms.tensor(x, device="cuda")), tfn(torch.tensor(x))
-        np.testing.assert_array_equal(out.numpy(), ref_out.numpy())
-        np.testing.assert_array_equal(index.numpy(), ref.numpy())
-
-
 def test_pool_and_unpool_modules_on_cuda():
     def ours(t):
         out, index = nn.MaxPool2d(2, 2, return_indices=True)(t)

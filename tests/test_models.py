@@ -19,7 +19,7 @@ from conftest import requires_torch, torch
 
 RTOL, ATOL = 1e-6, 1e-8
 ZOO = ["fcn", "fcn8s", "pspnet", "deeplabv3", "deeplabv3plus"]
-from torch_twins import STAGE_DILATIONS, randomize  # noqa: F401  (randomize: used below)
+from torch_twins import STAGE_DILATIONS, copy_to_torch, randomize
 
 
 # ---------------------------------------------------------------------------- PyTorch twins
@@ -28,16 +28,6 @@ if torch is not None:
                              TPyramidPooling, TResNet, t_resize, tnn)
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def copy_to_torch(ms_module, t_module):
-    """Load minisegnet's state dict into the twin by key; the key sets must agree."""
-    sd = ms_module.state_dict()
-    t_keys = {k for k in t_module.state_dict() if not k.endswith("num_batches_tracked")}
-    ms_keys = {k for k in sd if not k.endswith("num_batches_tracked")}
-    assert ms_keys == t_keys, f"state-dict keys differ: only minisegnet {sorted(ms_keys - t_keys)}, " \
-                              f"only torch {sorted(t_keys - ms_keys)}"
-    t_module.load_state_dict({k: torch.tensor(v) for k, v in sd.items() if k in t_keys}, strict=False)
 
 
 def close(a, b, what):

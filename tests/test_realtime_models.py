@@ -15,7 +15,7 @@ import minisegnet as ms
 from minisegnet import models, nn
 from minisegnet.models.segformer import EfficientSelfAttention
 from conftest import requires_torch, torch
-from torch_twins import randomize
+from torch_twins import copy_to_torch, randomize
 
 RTOL, ATOL = 1e-6, 1e-8
 NAMES = ["fast_scnn", "bisenetv2", "segformer_b0"]
@@ -36,13 +36,7 @@ def build_pair(name, aux=False, seed=0):
             m.drop_prob = 0.0          # random per sample: the twin could not draw the same masks
     twin = twins_realtime.build_twin(name, 3, **kwargs).double()
     randomize(model, seed)
-    sd = model.state_dict()
-    t_keys = {k for k in twin.state_dict() if not k.endswith("num_batches_tracked")}
-    ms_keys = {k for k in sd if not k.endswith("num_batches_tracked")}
-    assert ms_keys == t_keys, f"state-dict keys differ: only minisegnet {sorted(ms_keys - t_keys)[:5]}, " \
-                              f"only torch {sorted(t_keys - ms_keys)[:5]}"
-    twin.load_state_dict({k: torch.tensor(v) for k, v in sd.items() if k in t_keys}, strict=False)
-    return model, twin
+    return model, copy_to_torch(model, twin)
 
 
 def close(a, b, what):

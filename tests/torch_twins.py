@@ -13,6 +13,20 @@ try:
 except ImportError:          # the twins need their reference library
     torch = None
 
+def copy_to_torch(ms_module, t_module):
+    """Load minisegnet's state dict into its PyTorch twin by key; the key sets must agree
+    (``num_batches_tracked`` aside), which checks that the names follow MMSegmentation's."""
+    state = ms_module.state_dict()
+    t_keys = {k for k in t_module.state_dict() if not k.endswith("num_batches_tracked")}
+    ms_keys = {k for k in state if not k.endswith("num_batches_tracked")}
+    if ms_keys != t_keys:
+        raise ValueError(f"the PyTorch twin does not match: only minisegnet {sorted(ms_keys - t_keys)[:5]}, "
+                         f"only torch {sorted(t_keys - ms_keys)[:5]}")
+    t_module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items() if k in t_keys},
+                             strict=False)
+    return t_module
+
+
 def randomize(module, seed):
     """Give every float entry of the state dict random, well-scaled values (BN stats too)."""
     rng = np.random.default_rng(seed)
@@ -267,12 +281,4 @@ if torch is not None:
             for m in twin.modules():
                 if isinstance(m, tnn.ReLU):
                     m.inplace = True
-        state = model.state_dict()
-        t_keys = {k for k in twin.state_dict() if not k.endswith("num_batches_tracked")}
-        ms_keys = {k for k in state if not k.endswith("num_batches_tracked")}
-        if ms_keys != t_keys:
-            raise RuntimeError(f"the PyTorch twin does not match: only minisegnet {sorted(ms_keys - t_keys)[:5]}, "
-                               f"only torch {sorted(t_keys - ms_keys)[:5]}")
-        twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items() if k in t_keys},
-                             strict=False)
-        return twin
+        return copy_to_torch(model, twin)
