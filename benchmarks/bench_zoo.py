@@ -199,6 +199,9 @@ def main(argv=None):
         widths.update({k: float(v) for k, v in (item.split("=") for item in args.width.split(",") if item)})
     except ValueError:
         parser.error(f"--width must look like segformer_b0=0.5,bisenetv2=1.0, got {args.width!r}")
+    others = sorted(set(widths) - set(READING_LIST))
+    if others:
+        parser.error(f"--width applies only to {', '.join(READING_LIST)}, got {', '.join(others)}")
     for d in datasets:
         if d not in SETTINGS:
             parser.error(f"unknown dataset {d!r}; choose from {', '.join(SETTINGS)}")
@@ -224,8 +227,7 @@ def main(argv=None):
                 r = run_one(model, dataset, steps, args.batch_size or s["batch_size"], args.lr or s["lr"],
                             s["image_size"], s["val_size"] if not args.quick else s["val_size"] // 2, seed,
                             epochs=s["epochs"], optimizer=args.optimizer, aux=args.aux,
-                            dice_weight=args.dice_weight,
-                            width=widths.get(model) if model in READING_LIST else None)
+                            dice_weight=args.dice_weight, width=widths.get(model))
                 per_class = ", ".join(f"{c} {v:.2f}" for c, v in zip(r["classes"], r["IoU"]))
                 print(f"{dataset:>15} {model:>13} seed {seed}: mIoU {r['mIoU']:.3f}  {r['seconds']:6.1f} s  "
                       f"({per_class})", flush=True)
