@@ -460,8 +460,7 @@ if missing:
 # on both. The spread is the smallest-to-largest over the seeds.
 
 # %%
-def mean(values):
-    return sum(values) / len(values)
+from statistics import mean
 
 if ("context", "fcn") in MEASURED and ("context_control", "fcn") in MEASURED:
     for name in ["pspnet", "deeplabv3", *NEW]:
