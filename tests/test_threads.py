@@ -63,7 +63,8 @@ def test_parallel_for_runs_every_chunk_at_once_on_n_threads(threads_set, n):
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
-def test_conv_kernels_split_the_batch_over_n_threads(threads_set, chunk_threads, n):
+def test_conv_kernels_split_the_batch_over_n_threads(threads_set, chunk_threads, monkeypatch, n):
+    monkeypatch.setattr(conv_kernels, "PARALLEL_MIN_MACS", 0)     # split even this small one
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((6, 4, 10, 9)), rng.standard_normal((5, 4, 3, 3))
     kw = dict(stride=1, padding=1)
@@ -79,6 +80,24 @@ def test_conv_kernels_split_the_batch_over_n_threads(threads_set, chunk_threads,
     assert_split(chunk_threads, n)
     for a, b in zip(got, ref):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_small_convolutions_stay_on_one_thread(threads_set, chunk_threads):
+    """Below PARALLEL_MIN_MACS multiply-adds the hand-off would cost more than it saves."""
+    rng = np.random.default_rng(2)
+    small = (rng.standard_normal((8, 16, 16, 16)), rng.standard_normal((16, 16, 3, 3)))   # 4.7 M MACs
+    big = (rng.standard_normal((8, 64, 32, 32)), rng.standard_normal((64, 64, 3, 3)))     # 302 M MACs
+    threads_set(2)
+    for (x, w), split in ((small, False), (big, True)):
+        assert (x.shape[0] * w.size * x.shape[2] * x.shape[3] >= conv_kernels.PARALLEL_MIN_MACS) == split
+        chunk_threads.clear()
+        g = conv_kernels.conv2d_forward(x, w, padding=1)
+        conv_kernels.conv2d_grad_input(g, w, x.shape[2:], padding=1)
+        conv_kernels.conv2d_grad_weight(g, x, w.shape, padding=1)
+        if split:
+            assert_split(chunk_threads, 2)
+        else:
+            assert chunk_threads == []
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])

@@ -115,12 +115,29 @@ class _Sum:
         self.fresh = False
 
 
+#: Convolutions of fewer multiply-adds than this run on one thread: handing half of the
+#: work to another thread costs ~0.1 ms (waking it, and the GIL passed back and forth
+#: between two threads that each make many small NumPy calls), more than it saves.
+PARALLEL_MIN_MACS = 1 << 24
+
+
+def _threads(xp, macs):
+    """Threads for a convolution of ``macs`` multiply-adds (None: all of them)."""
+    return 1 if xp is np and macs < PARALLEL_MIN_MACS else None
+
+
+#: A thread works on as many images at once as fit in this many elements (input + output):
+#: one NumPy call then covers several images (a stacked matmul loops over them in C, with
+#: the GIL released), so small feature maps cost few Python calls.
+IMAGE_BLOCK_ELEMENTS = 1 << 21
+
+
 def _images_per_step(xp, n, image_elements):
-    """Images a thread handles at once: all on the GPU; on the CPU one, unless images are
-    tiny (then Python's per-step overhead, which holds the GIL, would dominate)."""
+    """Images a thread handles at once: all on the GPU; on the CPU as many as fit in
+    :data:`IMAGE_BLOCK_ELEMENTS` (at least one)."""
     if xp is not np:
         return n
-    return max(1, min(n, (1 << 15) // max(1, image_elements)))
+    return max(1, min(n, IMAGE_BLOCK_ELEMENTS // max(1, image_elements)))
 
 
 
@@ -191,7 +208,8 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
                        zip((H, W), (kh, kw), stride, padding, dilation))
     conv = _Forward(xp, x.shape, weight, bias, stride, padding, dilation, groups, out_hw)
     y = xp.empty((N, O) + tuple(out_hw), dtype=x.dtype)
-    parallel_for(lambda a, b: conv.run(x, y, a, b, _Scratch(xp, x.dtype)), N, xp)
+    parallel_for(lambda a, b: conv.run(x, y, a, b, _Scratch(xp, x.dtype)), N, xp,
+                 threads=_threads(xp, N * O * Cg * kh * kw * out_hw[0] * out_hw[1]))
     return y
 
 
@@ -249,7 +267,7 @@ def conv2d_grad_input(grad_out, weight, input_hw, stride=1, padding=0, dilation=
             else:
                 conv.run(grad_out, part, start, stop, scratch)
 
-    parallel_for(work, N, xp)
+    parallel_for(work, N, xp, threads=_threads(xp, N * O * Cg * kh * kw * Ho * Wo))
     return gx
 
 
@@ -260,11 +278,9 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
     For each band and kernel row i: ``dW_i = dY[rows] @ B[:, :, rows+qi]^T`` (O/g, J*C/g)
     per group (computed as its transpose), summed over the images.
 
-    Threads split the images and add up their partial sums at the end -- unless the
-    weight is large next to the images (deep layers on small maps: 256x256x3x3 weights
-    for 16x16 maps), where a partial sum per thread would cost more memory than the
-    activations; then threads split the output channels instead (each sees every image
-    and writes its own rows of the gradient).
+    Threads split the images and add up their partial sums at the end (one weight-sized
+    array per thread). Splitting the output channels instead was measured slower: every
+    thread then gathers the same bands of every image.
 
     Args:
         grad_out: (N, O, Ho, Wo); x: (N, C, H, W); weight_shape: (O, C/groups, kh, kw).
@@ -281,21 +297,15 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
     gy = xp.ascontiguousarray(grad_out)
     plan = ConvPlan((H, W), (Ho, Wo), (kh, kw), (sh, sw), (pt, pl), (dh, dw))
     step = _images_per_step(xp, N, C * H * W + O * Ho * Wo)
-    threads = num_threads() if xp is np else 1
-    by_channels = threads > 1 and O * Cg * kh * kw * threads >= N * C * H * W and Og >= 8 * threads
-    tasks = [(band, tap, slice(0, Og)) for band in plan.bands for tap in band.taps]
 
-    def work(start, stop, tasks, gw):
-        """Add the gradient of images start..stop-1 and ``tasks`` (band, tap, block of
-        output channels) into gw, kept transposed as (kh, g, kw, C/g, O/g)."""
+    def work(start, stop, gw):
+        """Add the gradient of images start..stop-1 into gw, kept transposed as
+        (kh, g, kw, C/g, O/g)."""
         scratch = _Scratch(xp, gy.dtype)
         for n0 in range(start, stop, step):
             n1 = min(stop, n0 + step)
             nb, gys = n1 - n0, gy[n0:n1]
             for band in plan.bands:
-                taps = [(tap, block) for b, tap, block in tasks if b is band]
-                if not taps:
-                    continue
                 Wb, J = band.width, len(band.columns)
                 if plan.is_full_width(band):
                     gyb = gys.reshape(nb, groups, Og, Ho * Wo)
@@ -305,33 +315,27 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
                     gyb = gyb.reshape(nb, groups, Og, Ho * Wb)
                 bx = band_input(xp, x[n0:n1], band, plan, scratch, groups)
                 stacked = band.js == list(range(band.js[0], band.js[0] + J))
-                for (i, qi, y0, y1), block in taps:
+                for i, qi, y0, y1 in band.taps:
                     if stacked:                 # the band's kernel columns, side by side
-                        dst = gw[i, :, band.js[0]:band.js[0] + J].reshape(groups, J * Cg, Og)[..., block]
-                    for n in range(nb):
-                        # dW_i^T = B_rows @ dY_rows^T: BLAS runs it faster than dY @ B^T
-                        p = _product(xp, bx[n, ..., (y0 + qi) * Wb:(y1 + qi) * Wb],
-                                     gyb[n, :, block, y0 * Wb:y1 * Wb].swapaxes(-1, -2),
-                                     out=scratch.get("grad_weight", (groups, J * Cg, block.stop - block.start)))
-                        if stacked:
-                            dst += p
-                        else:
-                            for jj, j in enumerate(band.js):
-                                gw[i, :, j, :, block] += p[:, jj * Cg:(jj + 1) * Cg]
+                        dst = gw[i, :, band.js[0]:band.js[0] + J].reshape(groups, J * Cg, Og)
+                    # dW_i^T = B_rows @ dY_rows^T (BLAS runs it faster than dY @ B^T), one
+                    # product per image in one call, then summed over the images
+                    p = _product(xp, bx[..., (y0 + qi) * Wb:(y1 + qi) * Wb],
+                                 gyb[..., y0 * Wb:y1 * Wb].swapaxes(-1, -2),
+                                 out=scratch.get("grad_weight", (nb, groups, J * Cg, Og)))
+                    p = p[0] if nb == 1 else p.sum(axis=0)
+                    if stacked:
+                        dst += p
+                    else:
+                        for jj, j in enumerate(band.js):
+                            gw[i, :, j] += p[:, jj * Cg:(jj + 1) * Cg]
         return gw
 
-    new = lambda: xp.zeros((kh, groups, kw, Cg, Og), dtype=gy.dtype)
-    if by_channels:                  # thread t: its share of the (tap, output channel) pairs
-        gw, bounds = new(), [len(tasks) * Og * t // threads for t in range(threads + 1)]
-        shares = [[(band, tap, slice(max(lo, k * Og) - k * Og, min(hi, (k + 1) * Og) - k * Og))
-                   for k, (band, tap, _) in enumerate(tasks) if max(lo, k * Og) < min(hi, (k + 1) * Og)]
-                  for lo, hi in zip(bounds[:-1], bounds[1:])]
-        parallel_for(lambda a, b: [work(0, N, share, gw) for share in shares[a:b]], threads, xp)
-    else:
-        parts = parallel_for(lambda a, b: work(a, b, tasks, new()), N, xp)
-        gw = parts[0]
-        for t in range(1, len(parts)):
-            gw += parts[t]
-            parts[t] = None                      # free each partial sum once added
+    parts = parallel_for(lambda a, b: work(a, b, xp.zeros((kh, groups, kw, Cg, Og), dtype=gy.dtype)),
+                         N, xp, threads=_threads(xp, N * O * Cg * kh * kw * Ho * Wo))
+    gw = parts[0]
+    for t in range(1, len(parts)):
+        gw += parts[t]
+        parts[t] = None                          # free each partial sum once added
     grad_b = gy.sum(axis=(0, 2, 3)) if need_bias else None
     return xp.ascontiguousarray(gw.transpose(1, 4, 3, 0, 2).reshape(O, Cg, kh, kw)), grad_b
