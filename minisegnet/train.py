@@ -556,12 +556,14 @@ class Trainer:
         self.model = build_model(cfg).to(self.device)
         self.model.train()
         self.optimizer = build_optimizer(cfg, self.model)
+        # The batches are prepared ahead in a child process (see minisegnet.data.loader): the
+        # same batches as loading them inline, without the data work taking this process's GIL.
         self.train_loader = data.DataLoader(self.train_set, batch_size=cfg["batch_size"], shuffle=True,
                                             drop_last=True, seed=cfg["seed"], num_workers=cfg["workers"],
-                                            device=self.device)
+                                            device=self.device, prefetch="process")
         self.val_loader = data.DataLoader(self.val_set, batch_size=cfg["batch_size"], shuffle=False,
                                           drop_last=False, seed=cfg["seed"], num_workers=cfg["workers"],
-                                          device=self.device)
+                                          device=self.device, prefetch="process")
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = self.steps_per_epoch * cfg["epochs"]
         self.scheduler = optim.PolyLR(self.optimizer, total_iters=self.total_steps, power=cfg["poly_power"])
