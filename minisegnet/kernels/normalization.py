@@ -26,7 +26,7 @@ from .. import backend
 from .threads import num_threads, parallel_for
 
 BLOCK_ELEMENTS = 1 << 19        # ~2 MB of float32 per block: it stays in a core's L2 cache
-PARALLEL_MIN_ELEMENTS = 1 << 17  # below this the thread hand-off costs more than it saves
+PARALLEL_MIN_ELEMENTS = 1 << 18  # below this the thread hand-off costs more than it saves
 
 
 # ---------------------------------------------------------------------- blocks and threads
@@ -37,17 +37,19 @@ def as_3d(x, axis):
     return x.reshape(a, x.shape[axis], b)
 
 
-def blocks(shape3, xp=np):
-    """Split an ``(A, C, B)`` array into blocks ``(slice over A, slice over B)`` of about
-    :data:`BLOCK_ELEMENTS` elements each (the whole array is one block on the GPU)."""
+def blocks(shape3, xp=np, at_least=1):
+    """Split an ``(A, C, B)`` array into blocks ``(slice over A, slice over B)`` of at most
+    :data:`BLOCK_ELEMENTS` elements each, and into ``at_least`` blocks when it is that
+    big (one block per thread); the whole array is one block on the GPU."""
     a, c, b = shape3
-    if xp is not np or a * c * b <= BLOCK_ELEMENTS:
+    limit = min(BLOCK_ELEMENTS, -(-a * c * b // max(1, at_least)))
+    if xp is not np or a * c * b <= limit:
         return [(slice(0, a), slice(0, b))]
     per_row = c * b
-    if per_row <= BLOCK_ELEMENTS:                    # whole rows: several items of the batch
-        step = BLOCK_ELEMENTS // per_row
+    if per_row <= limit:                             # whole rows: several items of the batch
+        step = limit // per_row
         return [(slice(i, min(i + step, a)), slice(0, b)) for i in range(0, a, step)]
-    step = max(1, BLOCK_ELEMENTS // c)               # one item is big: split its B axis too
+    step = max(1, limit // c)                        # one item is big: split its B axis too
     return [(slice(i, i + 1), slice(j, min(j + step, b))) for i in range(a) for j in range(0, b, step)]
 
 
@@ -57,8 +59,8 @@ def for_each_block(shape3, work, xp=np):
     Blocks of large CPU arrays are shared out among :func:`num_threads` threads (this
     one included, so no thread sits idle waiting); ``work`` must write only its own block.
     """
-    parts = blocks(shape3, xp)
     big = shape3[0] * shape3[1] * shape3[2] >= PARALLEL_MIN_ELEMENTS
+    parts = blocks(shape3, xp, at_least=num_threads() if big else 1)
     chunks = parallel_for(lambda a, b: [work(rows, cols) for rows, cols in parts[a:b]],
                           len(parts), xp, threads=None if big else 1)
     return [result for chunk in chunks for result in chunk]
