@@ -26,7 +26,7 @@ from .. import backend
 from .threads import num_threads, parallel_for
 
 BLOCK_ELEMENTS = 1 << 19        # ~2 MB of float32 per block: it stays in a core's L2 cache
-PARALLEL_MIN_ELEMENTS = 1 << 18  # below this the thread hand-off costs more than it saves
+PARALLEL_MIN_ELEMENTS = 1 << 19  # below this the thread hand-off costs more than it saves
 
 
 # ---------------------------------------------------------------------- blocks and threads
