@@ -100,6 +100,50 @@ def test_small_convolutions_stay_on_one_thread(threads_set, chunk_threads):
             assert chunk_threads == []
 
 
+def test_side_by_side_runs_the_tasks_at_once_and_keeps_their_order(threads_set):
+    threads_set(2)
+    barrier = threading.Barrier(2, timeout=10)     # passes only if both tasks run concurrently
+    seen = []
+
+    def task(value):
+        def run():
+            seen.append(threading.get_ident())
+            barrier.wait()
+            return value
+        return run
+
+    assert T.side_by_side([task("first"), task("second")]) == ["first", "second"]
+    assert len(set(seen)) == 2
+    threads_set(1)
+    assert T.side_by_side([lambda: 1, lambda: 2]) == [1, 2]         # one thread: in turn
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_conv_backward_products_side_by_side_match_torch(threads_set, chunk_threads, monkeypatch, parity,
+                                                          transposed):
+    """Grad input on one thread and grad weight on the other give PyTorch's gradients."""
+    import torch
+    import torch.nn.functional as TF
+    from minisegnet import functional as F
+    monkeypatch.setattr(conv_kernels, "PARALLEL_MIN_MACS", 0)       # side by side even here
+    calls, real = [], T.side_by_side
+    monkeypatch.setattr(conv_kernels, "side_by_side", lambda tasks, xp=np: calls.append(len(tasks)) or real(tasks, xp))
+    rng = np.random.default_rng(3)
+    x, b = rng.standard_normal((3, 4, 9, 8)), rng.standard_normal(6)
+    threads_set(2)
+    if transposed:
+        w = rng.standard_normal((4, 6, 3, 3))
+        parity(lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1),
+               lambda x, w, b: TF.conv_transpose2d(x, w, b, stride=2, padding=1), [x, w, b])
+    else:
+        w = rng.standard_normal((6, 4, 3, 3))
+        parity(lambda x, w, b: F.conv2d(x, w, b, padding=2, dilation=2),
+               lambda x, w, b: TF.conv2d(x, w, b, padding=2, dilation=2), [x, w, b])
+    assert calls == [2]                                              # both products, one section
+    me = threading.get_ident()
+    assert any(start == 1 and stop == 2 and ident != me for ident, start, stop in chunk_threads)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_batch_norm_kernels_split_the_blocks_over_n_threads(threads_set, chunk_threads, n):
     x3 = np.random.default_rng(1).standard_normal((12, 32, 4096)).astype(np.float32)

@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from .. import backend
 from ..autograd import Function
 from ..kernels import conv as K
 from ..tensor import Tensor
@@ -44,12 +45,14 @@ class Conv2d(Function):
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx = gw = gb = None
-        if need_x:
-            gx = K.conv2d_grad_input(grad_out, weight, x.shape[2:], *ctx.args)
-        if need_w:
-            gw, gb = K.conv2d_grad_weight(grad_out, x, weight.shape, *ctx.args, need_bias=need_b)
-        elif need_b:
+        macs = grad_out.shape[0] * grad_out.shape[2] * grad_out.shape[3] * weight.size
+        gx, grads = K.backward_products(
+            backend.array_module(grad_out), macs,
+            (lambda: K.conv2d_grad_input(grad_out, weight, x.shape[2:], *ctx.args)) if need_x else None,
+            (lambda: K.conv2d_grad_weight(grad_out, x, weight.shape, *ctx.args, need_bias=need_b))
+            if need_w else None)
+        gw, gb = grads if need_w else (None, None)
+        if need_b and not need_w:
             gb = grad_out.sum(axis=(0, 2, 3))
         return gx, gw, gb, None, None, None, None, None
 
@@ -79,11 +82,12 @@ class ConvTranspose2d(Function):
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx = gw = gb = None
-        if need_x:
-            gx = K.conv2d_forward(grad_out, weight, None, *ctx.args, out_hw=x.shape[2:])
-        if need_w:
-            gw, _ = K.conv2d_grad_weight(x, grad_out, weight.shape, *ctx.args)
+        macs = x.shape[0] * x.shape[2] * x.shape[3] * weight.size
+        gx, grads = K.backward_products(
+            backend.array_module(grad_out), macs,
+            (lambda: K.conv2d_forward(grad_out, weight, None, *ctx.args, out_hw=x.shape[2:])) if need_x else None,
+            (lambda: K.conv2d_grad_weight(x, grad_out, weight.shape, *ctx.args)) if need_w else None)
+        gw, gb = (grads[0] if need_w else None), None
         if need_b:
             gb = grad_out.sum(axis=(0, 2, 3))
         return gx, gw, gb, None, None, None, None, None

@@ -33,10 +33,10 @@ import numpy as np
 
 from .. import backend
 from .conv_plan import ConvPlan, band_input, conv_output_size, pairs, row_weights
-from .threads import num_threads, parallel_for, set_num_threads
+from .threads import num_threads, parallel_for, set_num_threads, side_by_side
 
-__all__ = ["conv2d_forward", "conv2d_grad_input", "conv2d_grad_weight", "conv_output_size", "ConvPlan",
-           "num_threads", "set_num_threads", "parallel_over_batch"]
+__all__ = ["conv2d_forward", "conv2d_grad_input", "conv2d_grad_weight", "backward_products",
+           "conv_output_size", "ConvPlan", "num_threads", "set_num_threads", "parallel_over_batch"]
 
 parallel_over_batch = parallel_for      # the name earlier code and lectures use
 
@@ -124,6 +124,30 @@ PARALLEL_MIN_MACS = 1 << 24
 def _threads(xp, macs):
     """Threads for a convolution of ``macs`` multiply-adds (None: all of them)."""
     return 1 if xp is np and macs < PARALLEL_MIN_MACS else None
+
+
+#: A convolution of PARALLEL_MIN_MACS up to this many multiply-adds runs its two backward
+#: products side by side, one per thread, instead of each product split over the images:
+#: one hand-off instead of two, and every NumPy call still covers the whole batch, so the
+#: threads wait less on each other for the GIL. Bigger ones split well over the images.
+SIDE_BY_SIDE_MAX_MACS = 1 << 27
+
+
+def backward_products(xp, macs, grad_input, grad_weight):
+    """Run the two backward products of one convolution of ``macs`` multiply-adds.
+
+    ``grad_input`` and ``grad_weight`` are zero-argument callables (either may be None,
+    when that gradient is not needed); returns their results ``(gx, gw)`` (None for a
+    missing one). The two are independent -- both read only ``grad_out``, the input and
+    the weight -- so when both are needed they may run at the same time (see
+    :data:`SIDE_BY_SIDE_MAX_MACS`); otherwise each splits its own work over the threads.
+    """
+    if (grad_input is not None and grad_weight is not None and xp is np and num_threads() >= 2
+            and PARALLEL_MIN_MACS <= macs <= SIDE_BY_SIDE_MAX_MACS):
+        gx, gw = side_by_side([grad_input, grad_weight], xp)
+        return gx, gw
+    return (None if grad_input is None else grad_input(),
+            None if grad_weight is None else grad_weight())
 
 
 #: A thread works on as many images at once as fit in this many elements (input + output):
