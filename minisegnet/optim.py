@@ -20,6 +20,8 @@ of adding ``wd * p`` to the gradient.
 """
 import math
 
+import numpy as np
+
 from . import backend
 from .tensor import Tensor
 
@@ -69,7 +71,8 @@ class Optimizer:
         for g in self.param_groups:
             for p in g["params"]:
                 for name, value in self.state.get(id(p), {}).items():
-                    flat[f"{index}.{name}"] = backend.to_numpy(value) if hasattr(value, "shape") else value
+                    # a copy: the optimizer goes on updating its own arrays in place
+                    flat[f"{index}.{name}"] = np.array(backend.to_numpy(value)) if hasattr(value, "shape") else value
                 index += 1
         groups = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
         return {"state": flat, "groups": groups}
@@ -135,11 +138,18 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = xp.zeros_like(data)
         state["step"] += 1
         t = state["step"]
-        state["exp_avg"] = b1 * state["exp_avg"] + (1 - b1) * grad
-        state["exp_avg_sq"] = b2 * state["exp_avg_sq"] + (1 - b2) * grad * grad
+        m, v = state["exp_avg"], state["exp_avg_sq"]    # updated in place: no new arrays per step
+        m *= b1
+        m += (1 - b1) * grad
+        v *= b2
+        v += (1 - b2) * grad * grad
         step_size = group["lr"] / (1 - b1 ** t)
-        denom = xp.sqrt(state["exp_avg_sq"]) / math.sqrt(1 - b2 ** t) + group["eps"]
-        p.data = (data - step_size * state["exp_avg"] / denom).astype(p.dtype, copy=False)
+        denom = xp.sqrt(v)
+        denom /= math.sqrt(1 - b2 ** t)
+        denom += group["eps"]
+        update = step_size * m
+        update /= denom
+        p.data = (data - update).astype(p.dtype, copy=False)
 
 
 class AdamW(Adam):

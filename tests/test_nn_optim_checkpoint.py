@@ -182,6 +182,20 @@ def test_optimizer_state_round_trips_through_checkpoint(tmp_path):
     assert opt2.param_groups[0]["lr"] == 0.1
 
 
+def test_optimizer_state_dict_is_a_snapshot():
+    """Adam updates its moments in place; a state_dict taken earlier must not change with them."""
+    p = nn.Parameter(ms.tensor(np.ones(3)))
+    opt = optim.Adam([p], lr=0.1)
+    p.grad = ms.tensor(np.array([1.0, -1.0, 0.5]))
+    opt.step()
+    saved = opt.state_dict()["state"]
+    # after one step from zero moments: m = (1 - b1) g, v = (1 - b2) g^2 (hand-computed)
+    np.testing.assert_allclose(saved["0.exp_avg"], 0.1 * np.array([1.0, -1.0, 0.5]))
+    np.testing.assert_allclose(saved["0.exp_avg_sq"], 0.001 * np.array([1.0, 1.0, 0.25]))
+    opt.step()
+    np.testing.assert_allclose(saved["0.exp_avg"], 0.1 * np.array([1.0, -1.0, 0.5]))
+
+
 def test_optimizer_errors():
     with pytest.raises(ValueError, match="empty parameter list"):
         optim.SGD([], lr=0.1)
