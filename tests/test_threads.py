@@ -11,6 +11,7 @@ import pytest
 import minisegnet as ms
 from minisegnet.kernels import conv as conv_kernels
 from minisegnet.kernels import normalization as norm_kernels
+from minisegnet.kernels import pooling as pool_kernels
 from minisegnet.kernels import threads as T
 
 
@@ -142,6 +143,19 @@ def test_conv_backward_products_side_by_side_match_torch(threads_set, chunk_thre
     assert calls == [2]                                              # both products, one section
     me = threading.get_ident()
     assert any(start == 1 and stop == 2 and ident != me for ident, start, stop in chunk_threads)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_max_pool_splits_the_batch_and_matches_torch(threads_set, chunk_threads, monkeypatch, parity, n):
+    import torch.nn.functional as TF
+    from minisegnet import functional as F
+    monkeypatch.setattr(pool_kernels, "PARALLEL_MIN_ELEMENTS", 0)   # split even this small one
+    x = np.random.default_rng(4).standard_normal((5, 3, 9, 10))
+    threads_set(n)
+    chunk_threads.clear()
+    parity(lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: TF.max_pool2d(x, 3, 2, 1), [x])
+    assert_split(chunk_threads, n)                                   # forward and backward
+    assert len(chunk_threads) == 2 * n
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])

@@ -26,6 +26,12 @@ import numpy as np
 
 from .. import backend
 from .interpolation import cached_matrix, separable_apply
+from .threads import num_threads, parallel_for
+
+#: Max pooling of at least this many input elements splits the batch over the threads
+#: (measured on 2 cores: 8x64x64x64 forward 9.3 -> 3.9 ms, backward 15 -> 9 ms; at
+#: 8x16x64x64 no gain, at 8x16x32x32 a loss: the hand-off costs more than it saves).
+PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
 # ---------------------------------------------------------------------- geometry
@@ -113,7 +119,36 @@ def first_real_offset(geometry):
     return first[0][:, None] * geometry.kernel[1] + first[1][None, :]
 
 
+def _split_batch(array, input_elements):
+    """Whether a max pool (of ``input_elements``, batch ``array``) is worth splitting over
+    the images: on the CPU, several images, several threads and a large input."""
+    return (backend.array_module(array) is np and array.shape[0] > 1 and num_threads() > 1
+            and input_elements >= PARALLEL_MIN_ELEMENTS)
+
+
 def max_pool2d_forward(x, geometry, return_argmax=True):
+    """Max over each window: (N, C, H, W) -> (N, C, OH, OW), and where it was; large CPU
+    batches are split over the threads (see :func:`max_pool2d_block`)."""
+    if not _split_batch(x, x.size):
+        return max_pool2d_block(x, geometry, return_argmax)
+    out = np.empty(x.shape[:2] + geometry.out_size, dtype=x.dtype)
+    argmax = np.empty(out.shape, dtype=_argmax_dtype(geometry)) if return_argmax else None
+
+    def work(start, stop):
+        out[start:stop], where = max_pool2d_block(x[start:stop], geometry, return_argmax)
+        if return_argmax:
+            argmax[start:stop] = where
+
+    parallel_for(work, x.shape[0])
+    return out, argmax
+
+
+def _argmax_dtype(geometry):
+    """The smallest integer type that holds every kernel offset ``k < kh * kw``."""
+    return np.uint8 if geometry.kernel[0] * geometry.kernel[1] <= 256 else np.int32
+
+
+def max_pool2d_block(x, geometry, return_argmax=True):
     """Max over each window: (N, C, H, W) -> (N, C, OH, OW), and where it was.
 
     Returns ``(out, argmax)``. ``argmax`` holds, per output, the kernel offset
@@ -136,7 +171,7 @@ def max_pool2d_forward(x, geometry, return_argmax=True):
         for _, region in offsets[1:]:
             xp.maximum(out, xpad[region], out=out)
         return out, None
-    dtype = np.uint8 if len(offsets) <= 256 else np.int32
+    dtype = _argmax_dtype(geometry)
     if geometry.padding == (0, 0):
         argmax = xp.zeros(out.shape, dtype=dtype)
     else:
@@ -185,6 +220,21 @@ def max_pool2d_backward(grad_out, argmax, geometry, use_raw_kernel=True):
     if xp is not np and use_raw_kernel:
         from .cuda_pooling import max_pool2d_backward_cuda
         return max_pool2d_backward_cuda(grad_out, argmax, geometry)
+    n, c = grad_out.shape[:2]
+    if _split_batch(grad_out, n * c * geometry.in_size[0] * geometry.in_size[1]):
+        grad_x = np.empty((n, c) + tuple(geometry.in_size), dtype=grad_out.dtype)
+
+        def work(start, stop):
+            grad_x[start:stop] = _max_pool2d_backward_block(grad_out[start:stop], argmax[start:stop], geometry)
+
+        parallel_for(work, n)
+        return grad_x
+    return _max_pool2d_backward_block(grad_out, argmax, geometry)
+
+
+def _max_pool2d_backward_block(grad_out, argmax, geometry):
+    """:func:`max_pool2d_backward` of one block of images, on the CPU."""
+    xp = backend.array_module(grad_out)
     grad_pad = xp.zeros(grad_out.shape[:2] + geometry.padded_size, dtype=grad_out.dtype)
     for k, region in window_offsets(geometry):
         grad_pad[region] += grad_out * (argmax == k)
