@@ -211,6 +211,7 @@ def test_fast_kernels_match_the_reference_conv2d(data):
     dil = (d(st.integers(1, 3)), d(st.integers(1, 3)))
     p = (d(st.integers(0, 3)), d(st.integers(0, 3)))
     assume(all(dil[a] * (k[a] - 1) < (h, w_)[a] + 2 * p[a] for a in range(2)))
+    fold = d(st.booleans())                   # grad weight's two layouts (FOLD_MAX_PIXELS)
     x, w, b = randn(n, cg * groups, h, w_), randn(og * groups, cg, *k, seed=1), randn(og * groups, seed=2)
     kw = dict(stride=s, padding=p, dilation=dil, groups=groups)
     ref = conv_reference.conv2d(x, w, b, **kw)
@@ -218,7 +219,12 @@ def test_fast_kernels_match_the_reference_conv2d(data):
     g = randn(*ref.shape, seed=3)
     linear = float(np.sum(conv_reference.conv2d(x, w, None, **kw) * g))
     gx = K.conv2d_grad_input(g, w, (h, w_), **kw)
-    gw, gb = K.conv2d_grad_weight(g, x, w.shape, **kw, need_bias=True)
+    saved = K.FOLD_MAX_PIXELS
+    K.FOLD_MAX_PIXELS = 10 ** 9 if fold else 0
+    try:
+        gw, gb = K.conv2d_grad_weight(g, x, w.shape, **kw, need_bias=True)
+    finally:
+        K.FOLD_MAX_PIXELS = saved
     np.testing.assert_allclose([np.sum(x * gx), np.sum(w * gw)], [linear, linear], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(gb, g.sum(axis=(0, 2, 3)), rtol=1e-12)
 

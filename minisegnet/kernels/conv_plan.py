@@ -144,25 +144,33 @@ class ConvPlan:
         return 2 * n * per * (c_in // groups) * c_out
 
 
-def band_input(xp, x, band, plan, scratch, groups):
+def band_input(xp, x, band, plan, scratch, groups, images_inside=False):
     """The band of ``x`` (nb, C, H, W) as (nb, groups, J*C/groups, U*Wb): a view or a copy.
 
     The contraction axis is ordered (kernel column, channel) within each group, matching
-    :func:`row_weights`.
+    :func:`row_weights`. With ``images_inside`` the images go inside each band row
+    instead, (groups, J*C/groups, U*nb*Wb), always a copy: then the rows a tap reads, in
+    every image at once, are one contiguous slice (the grad-weight product's layout).
     """
     nb, C, H, W = x.shape
-    if plan.is_identity(band) and x.flags.c_contiguous:
+    if plan.is_identity(band) and x.flags.c_contiguous and not images_inside:
         return x.reshape(nb, groups, C // groups, H * W)[..., :band.rows * W]
     J, U, Wb = len(band.columns), band.rows, band.width
-    buf = scratch.get("band", (nb, groups, J, C // groups, U, Wb))
     x5 = x.reshape(nb, groups, C // groups, H, W)
+    if images_inside:
+        buf = scratch.get("band", (groups, J, C // groups, U, nb, Wb))
+        dst = buf.transpose(4, 0, 1, 2, 3, 5)               # seen as (nb, groups, J, C/g, U, Wb)
+    else:
+        buf = dst = scratch.get("band", (nb, groups, J, C // groups, U, Wb))
     for jj, column in enumerate(band.columns):
         _, v0, v1, _ = column
         if v0 > 0:
-            buf[:, :, jj, :, :, :v0] = 0
+            dst[:, :, jj, :, :, :v0] = 0
         if v1 < Wb:
-            buf[:, :, jj, :, :, v1:] = 0
-        buf[:, :, jj, :, :, v0:v1] = plan.input_view(x5, band, column)
+            dst[:, :, jj, :, :, v1:] = 0
+        dst[:, :, jj, :, :, v0:v1] = plan.input_view(x5, band, column)
+    if images_inside:
+        return buf.reshape(groups, J * (C // groups), U * nb * Wb)
     return buf.reshape(nb, groups, J * (C // groups), U * Wb)
 
 
