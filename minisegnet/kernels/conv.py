@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from .. import backend
-from .conv_plan import ConvPlan, band_input, conv_output_size, pairs, row_weights
+from .conv_plan import ConvPlan, band_input, conv_output_size, pairs, plan_for, row_weights
 from .threads import num_threads, parallel_for, set_num_threads, side_by_side
 
 __all__ = ["conv2d_forward", "conv2d_grad_input", "conv2d_grad_weight", "backward_products",
@@ -186,7 +186,7 @@ class _Forward:
         N, C, H, W = x_shape
         O, Cg, kh, kw = weight.shape
         self.xp, self.groups, self.out_shape = xp, groups, (O,) + tuple(out_hw)
-        self.plan = ConvPlan((H, W), out_hw, (kh, kw), stride, padding, dilation)
+        self.plan = plan_for((H, W), tuple(out_hw), (kh, kw), tuple(stride), tuple(padding), tuple(dilation))
         self.weights = [row_weights(xp, weight, groups, band) for band in self.plan.bands]
         self.bias = None if bias is None else bias.reshape(1, O, 1, 1)
         self.step = _images_per_step(xp, N, C * H * W + O * out_hw[0] * out_hw[1])
@@ -271,14 +271,19 @@ def conv2d_grad_input(grad_out, weight, input_hw, stride=1, padding=0, dilation=
     _, Cg, kh, kw = weight.shape
     H, W = input_hw
     # the same numbers read as a conv2d weight from O channels to C = Cg*groups channels
+    # (a view when groups == 1)
     w_t = weight.reshape(groups, O // groups, Cg, kh, kw).transpose(0, 2, 1, 3, 4)
     w_t = w_t.reshape(groups * Cg, O // groups, kh, kw)
 
     def phase(r, s, k, d, p):
-        """Kernel taps (in flipped order), dilation and padding of phase r along one axis."""
+        """Kernel taps (flipped: a slice with a negative step, so that picking them is a
+        view), dilation and padding of phase r along one axis."""
         taps = [i for i in range(k) if (i * d - p) % s == r]
-        dil = (taps[1] - taps[0]) * d // s if len(taps) > 1 else 1
-        return taps[::-1], dil, ((taps[-1] * d - p - r) // s if taps else 0)
+        if not taps:
+            return None, 1, 0
+        step = taps[1] - taps[0] if len(taps) > 1 else 1     # the taps are evenly spaced
+        flipped = slice(taps[-1], taps[0] - 1 if taps[0] > 0 else None, -step)
+        return flipped, step * d // s if len(taps) > 1 else 1, (taps[-1] * d - p - r) // s
 
     gx = xp.empty((N, groups * Cg, H, W), dtype=grad_out.dtype)
     phases = []                                     # (view of gx, its convolution or None)
@@ -288,8 +293,8 @@ def conv2d_grad_input(grad_out, weight, input_hw, stride=1, padding=0, dilation=
             cols, dil_c, pad_c = phase(rb, sw, kw, dw, pl)
             part = gx[:, :, ra::sh, rb::sw]
             conv = None
-            if rows and cols:
-                conv = _Forward(xp, grad_out.shape, w_t[:, :, rows][:, :, :, cols], None, (1, 1),
+            if rows is not None and cols is not None:
+                conv = _Forward(xp, grad_out.shape, w_t[:, :, rows, cols], None, (1, 1),
                                 (pad_r, pad_c), (dil_r, dil_c), groups, part.shape[2:])
             phases.append((part, conv))
 
@@ -330,7 +335,7 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
     Ho, Wo = grad_out.shape[2:]
     Og = O // groups
     gy = xp.ascontiguousarray(grad_out)
-    plan = ConvPlan((H, W), (Ho, Wo), (kh, kw), (sh, sw), (pt, pl), (dh, dw))
+    plan = plan_for((H, W), (Ho, Wo), (kh, kw), (sh, sw), (pt, pl), (dh, dw))
     step = _images_per_step(xp, N, C * H * W + O * Ho * Wo)
 
     fold = Ho * Wo <= FOLD_MAX_PIXELS           # the images inside each band row

@@ -42,9 +42,11 @@ and :func:`row_weights` (the matching W_i). The products themselves are in
 :mod:`minisegnet.kernels.conv`; the textbook version of all this is
 :mod:`minisegnet.kernels.conv_reference`.
 """
+import functools
+
 import numpy as np
 
-__all__ = ["conv_output_size", "pairs", "Band", "ConvPlan", "band_input", "row_weights"]
+__all__ = ["conv_output_size", "pairs", "Band", "ConvPlan", "plan_for", "band_input", "row_weights"]
 
 MAX_PADDING_SHARE = 0.25   # a kernel column joins the stacked band if <= 25% of it is padding
 
@@ -142,6 +144,13 @@ class ConvPlan:
         per = sum((v1 - v0) * (y1 - y0) for b in self.bands for _, v0, v1, _ in b.columns
                   for _, _, y0, y1 in b.taps)
         return 2 * n * per * (c_in // groups) * c_out
+
+
+@functools.lru_cache(maxsize=1024)
+def plan_for(in_hw, out_hw, kernel, stride, padding, dilation):
+    """The :class:`ConvPlan` of a geometry (all arguments pairs of ints), made once: a
+    network repeats the same few geometries every step, and a plan never changes."""
+    return ConvPlan(in_hw, out_hw, kernel, stride, padding, dilation)
 
 
 def band_input(xp, x, band, plan, scratch, groups, images_inside=False):
