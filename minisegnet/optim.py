@@ -23,7 +23,27 @@ import math
 import numpy as np
 
 from . import backend
+from .kernels.threads import num_threads, side_by_side
 from .tensor import Tensor
+
+
+#: Parameters of fewer elements than this (all together) are updated on one thread.
+PARALLEL_MIN_ELEMENTS = 1 << 18
+
+
+def _shares(work, threads):
+    """``work`` items ``(param, grad, ...)`` dealt into at most ``threads`` shares of about
+    equal element counts (largest first, each to the lightest share); one share when the
+    parameters are few, small or on the GPU."""
+    sizes = [item[1].size for item in work]
+    if threads < 2 or sum(sizes) < PARALLEL_MIN_ELEMENTS or any(not isinstance(item[1], np.ndarray) for item in work):
+        return [work] if work else []
+    shares, loads = [[] for _ in range(threads)], [0] * threads
+    for i in sorted(range(len(work)), key=lambda i: -sizes[i]):
+        lightest = loads.index(min(loads))
+        shares[lightest].append(work[i])
+        loads[lightest] += sizes[i]
+    return [share for share in shares if share]
 
 
 class Optimizer:
@@ -56,10 +76,20 @@ class Optimizer:
                 p.grad = None
 
     def step(self):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, p.grad.data, group, self.state.setdefault(id(p), {}))
+        """Update every parameter that has a gradient.
+
+        Each parameter's update is independent of the others, so on the CPU, with enough
+        elements (:data:`PARALLEL_MIN_ELEMENTS`), the parameters are dealt out to the
+        threads in shares of about equal size: the result does not depend on the count.
+        """
+        work = [(p, p.grad.data, group, self.state.setdefault(id(p), {}))
+                for group in self.param_groups for p in group["params"] if p.grad is not None]
+        shares = _shares(work, num_threads())
+        if len(shares) < 2:
+            for item in work:
+                self._update(*item)
+            return
+        side_by_side([lambda share=share: [self._update(*item) for item in share] for share in shares])
 
     def _update(self, p, grad, group, state):
         raise NotImplementedError

@@ -158,6 +158,32 @@ def test_max_pool_splits_the_batch_and_matches_torch(threads_set, chunk_threads,
     assert len(chunk_threads) == 2 * n
 
 
+@pytest.mark.parametrize("name,kwargs", [("Adam", dict(lr=0.01, weight_decay=0.1)),
+                                         ("SGD", dict(lr=0.1, momentum=0.9))])
+def test_optimizer_deals_parameters_to_the_threads_and_matches_torch(threads_set, chunk_threads, monkeypatch,
+                                                                     name, kwargs):
+    torch = pytest.importorskip("torch")
+    from minisegnet import nn, optim
+    monkeypatch.setattr(optim, "PARALLEL_MIN_ELEMENTS", 0)          # split even these
+    rng = np.random.default_rng(5)
+    shapes = [(7, 3), (20,), (4, 4, 3), (1,), (9,)]
+    start = [rng.standard_normal(s) for s in shapes]
+    grads = [[rng.standard_normal(s) for s in shapes] for _ in range(3)]
+    ps = [nn.Parameter(ms.tensor(a)) for a in start]
+    tps = [torch.nn.Parameter(torch.tensor(a)) for a in start]
+    opt, topt = getattr(optim, name)(ps, **kwargs), getattr(torch.optim, name)(tps, **kwargs)
+    threads_set(2)
+    chunk_threads.clear()
+    for step in grads:
+        for p, tp, g in zip(ps, tps, step):
+            p.grad, tp.grad = ms.tensor(g), torch.tensor(g)
+        opt.step()
+        topt.step()
+    assert_split(chunk_threads, 2)
+    for p, tp in zip(ps, tps):
+        np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_batch_norm_kernels_split_the_blocks_over_n_threads(threads_set, chunk_threads, n):
     x3 = np.random.default_rng(1).standard_normal((12, 32, 4096)).astype(np.float32)
