@@ -24,6 +24,9 @@ no kernel of its own (see :mod:`minisegnet.functional.conv`).
 On the CPU a batch is split over threads, one block of images each
 (:func:`minisegnet.kernels.threads.parallel_for`, with BLAS held at one thread
 meanwhile: BLAS and NumPy's copies release the GIL, so the threads run in parallel).
+Small convolutions stay on one thread, and mid-size ones run their two backward
+products side by side instead (:func:`backward_products`): handing work to a thread
+costs tens of microseconds, which only large enough pieces of work pay back.
 On the GPU (CuPy) the same code runs once over the whole batch: every step is a
 strided copy or a batched matrix product, which CuPy already does well.
 """

@@ -13,7 +13,8 @@ keep several cores busy the way PyTorch's intra-op threads do. This module owns
   (NumPy was imported before minisegnet), BLAS stays at one thread whenever minisegnet
   uses several, or the spinning threads would take the cores the workers need;
 * one pool of ``num_threads() - 1`` worker threads (the calling thread does a share
-  too): :func:`parallel_for` splits ``range(n)`` into contiguous chunks, one per thread.
+  too): :func:`parallel_for` splits ``range(n)`` into contiguous chunks, one per thread,
+  and :func:`side_by_side` runs a few independent tasks at once, one per thread.
 
 A parallel section never nests: a kernel called from inside a chunk (or from another
 Python thread while the pool is busy) runs its work serially in the calling thread.
