@@ -199,5 +199,8 @@ def row_weights(xp, weight, groups, band):
 
 def pairs(stride, padding, dilation):
     """stride, padding, dilation (ints or pairs) as three pairs of ints."""
-    pair = lambda v: (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+    def pair(v):
+        if isinstance(v, (tuple, list)) or getattr(v, "ndim", 0):
+            return int(v[0]), int(v[1])
+        return int(v), int(v)
     return pair(stride), pair(padding), pair(dilation)

@@ -20,6 +20,8 @@ the GIL inside its array loops, so the blocks can also run on a small thread poo
 like PyTorch's intra-op threads. On the GPU (CuPy) the whole
 array is one block: CuPy kernels are already parallel.
 """
+import math
+
 import numpy as np
 
 from .. import backend
@@ -32,8 +34,7 @@ PARALLEL_MIN_ELEMENTS = 1 << 19  # below this the thread hand-off costs more tha
 # ---------------------------------------------------------------------- blocks and threads
 def as_3d(x, axis):
     """View ``x`` as ``(A, C, B)`` with ``C = x.shape[axis]`` (a copy only if x is not contiguous)."""
-    a = int(np.prod(x.shape[:axis], dtype=np.int64))
-    b = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+    a, b = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
     return x.reshape(a, x.shape[axis], b)
 
 
