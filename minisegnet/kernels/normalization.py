@@ -60,7 +60,10 @@ def for_each_block(shape3, work, xp=np):
     Blocks of large CPU arrays are shared out among :func:`num_threads` threads (this
     one included, so no thread sits idle waiting); ``work`` must write only its own block.
     """
-    big = shape3[0] * shape3[1] * shape3[2] >= PARALLEL_MIN_ELEMENTS
+    size = shape3[0] * shape3[1] * shape3[2]
+    if size <= BLOCK_ELEMENTS and size < PARALLEL_MIN_ELEMENTS or xp is not np:
+        return [work(slice(0, shape3[0]), slice(0, shape3[2]))]          # one block, this thread
+    big = size >= PARALLEL_MIN_ELEMENTS
     parts = blocks(shape3, xp, at_least=num_threads() if big else 1)
     chunks = parallel_for(lambda a, b: [work(rows, cols) for rows, cols in parts[a:b]],
                           len(parts), xp, threads=None if big else 1)
