@@ -218,6 +218,21 @@ def test_the_child_ignores_sigint():
     assert_same_batches(got, want)
 
 
+class Niceness(Items):
+    """Item i's mask holds the niceness of the process that loaded it."""
+
+    def __getitem__(self, i):
+        return np.zeros((3, 4, 4), np.float32), np.full((4, 4), os.nice(0), np.int64)
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no os.nice here")
+def test_the_child_runs_nicer_than_the_training():
+    mine = os.nice(0)
+    seen = {int(masks.numpy().max()) for _, masks in DataLoader(Niceness(4), batch_size=2, prefetch="process")}
+    assert loader_module.CHILD_NICENESS >= 1
+    assert seen == {min(19, mine + loader_module.CHILD_NICENESS)} and os.nice(0) == mine
+
+
 def test_a_loader_in_another_thread():
     want, got = arrays(DataLoader(Items(8), batch_size=3, seed=0)), []
     worker = threading.Thread(target=lambda: got.extend(arrays(DataLoader(Items(8), batch_size=3, seed=0,

@@ -42,6 +42,7 @@ counter behave exactly as inline.
 """
 import gc
 import multiprocessing
+import os
 import pickle
 import queue
 import signal
@@ -61,6 +62,7 @@ __all__ = ["DataLoader", "collate"]
 
 _PREFETCH_MODES = {False: False, None: False, True: "thread", "thread": "thread", "process": "process"}
 _AHEAD = 2              # batches the prefetch process may have ready before the parent takes one
+CHILD_NICENESS = 10      # experiment
 _POLL_SECONDS = 0.2     # how often a waiting parent checks that the prefetch process is alive
 
 
@@ -434,6 +436,11 @@ def _child_main(conn, parent_reader, dataset, order, item_seed, batch_size, n_ba
     signal.signal(signal.SIGTERM, signal.SIG_DFL)       # the parent stops us with SIGTERM
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if CHILD_NICENESS and hasattr(os, "nice"):
+        try:
+            os.nice(CHILD_NICENESS)
+        except OSError:
+            pass
     if parent_reader is not None:                       # forked: our copy of the parent's end
         parent_reader.close()
         # Objects inherited from the parent are never collected here: their destructors (a
