@@ -73,8 +73,9 @@ __all__ = ["DEFAULTS", "Trainer", "fit", "evaluate", "make_config", "build_model
 
 #: What ``minisegnet train`` uses when given no arguments: DeepLabV3 (tiny ResNet, output
 #: stride 8, auxiliary FCN head on c3) on 64 x 64 Shapes, Adam with the poly schedule,
-#: cross-entropy + Dice. Measured on 2 CPU cores: val mIoU 0.883 / 0.877 / 0.872 for seeds
-#: 0 / 1 / 2 after 2400 steps (6 epochs of 3200 generated images, batch 8) in 130-140 s.
+#: cross-entropy + Dice: 2400 steps (6 epochs of 3200 generated images, batch 8), about two
+#: minutes on 2 CPU cores to a val mIoU near 0.88 for seeds 0, 1 and 2 (the measured
+#: figures: ``benchmarks/results/time_train.json``, written by ``benchmarks/time_train.py``).
 #: Fewer steps mostly cost accuracy: the network first learns "background everywhere" and
 #: needs ~1000 steps to tell the shapes apart; at 64 x 64 and output stride 8 the logits
 #: are 8 x 8, which caps mIoU near 0.9. ``image_size``, ``train_size`` and ``val_size`` of None mean the
