@@ -36,7 +36,8 @@ def _shares(work, threads):
     equal element counts (largest first, each to the lightest share); one share when the
     parameters are few, small or on the GPU."""
     sizes = [item[1].size for item in work]
-    if threads < 2 or sum(sizes) < PARALLEL_MIN_ELEMENTS or any(not isinstance(item[1], np.ndarray) for item in work):
+    on_cpu = all(isinstance(item[1], np.ndarray) for item in work)
+    if threads < 2 or sum(sizes) < PARALLEL_MIN_ELEMENTS or not on_cpu:
         return [work] if work else []
     shares, loads = [[] for _ in range(threads)], [0] * threads
     for i in sorted(range(len(work)), key=lambda i: -sizes[i]):

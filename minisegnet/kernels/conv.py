@@ -189,7 +189,8 @@ class _Forward:
         N, C, H, W = x_shape
         O, Cg, kh, kw = weight.shape
         self.xp, self.groups, self.out_shape = xp, groups, (O,) + tuple(out_hw)
-        self.plan = plan_for((H, W), tuple(out_hw), (kh, kw), tuple(stride), tuple(padding), tuple(dilation))
+        self.plan = plan_for((H, W), tuple(out_hw), (kh, kw), tuple(stride), tuple(padding),
+                             tuple(dilation))
         self.weights = [row_weights(xp, weight, groups, band) for band in self.plan.bands]
         self.bias = None if bias is None else bias.reshape(1, O, 1, 1)
         self.step = _images_per_step(xp, N, C * H * W + O * out_hw[0] * out_hw[1])
@@ -322,8 +323,9 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
 
     On small maps (:data:`FOLD_MAX_PIXELS`) the images lie side by side along the
     contraction instead, and one product per tap sums over them. Threads split the images
-    and add up their partial sums at the end (one weight-sized array per thread). Splitting the output channels instead was measured slower: every
-    thread then gathers the same bands of every image.
+    and add up their partial sums at the end (one weight-sized array per thread);
+    splitting the output channels instead was measured slower: every thread then gathers
+    the same bands of every image.
 
     Args:
         grad_out: (N, O, Ho, Wo); x: (N, C, H, W); weight_shape: (O, C/groups, kh, kw).

@@ -225,7 +225,8 @@ def max_pool2d_backward(grad_out, argmax, geometry, use_raw_kernel=True):
         grad_x = np.empty((n, c) + tuple(geometry.in_size), dtype=grad_out.dtype)
 
         def work(start, stop):
-            grad_x[start:stop] = _max_pool2d_backward_block(grad_out[start:stop], argmax[start:stop], geometry)
+            grad_x[start:stop] = _max_pool2d_backward_block(grad_out[start:stop], argmax[start:stop],
+                                                            geometry)
 
         parallel_for(work, n)
         return grad_x
