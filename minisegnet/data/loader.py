@@ -62,7 +62,11 @@ __all__ = ["DataLoader", "collate"]
 
 _PREFETCH_MODES = {False: False, None: False, True: "thread", "thread": "thread", "process": "process"}
 _AHEAD = 2              # batches the prefetch process may have ready before the parent takes one
-CHILD_NICENESS = 10      # experiment
+#: The prefetch process runs this much nicer than the training (``os.nice``): it only has
+#: to stay ahead, so on a busy machine the training's own threads get the cores first.
+#: Measured with ``minisegnet train --train-size 1600 --epochs 1`` on 2 cores, six pairs of
+#: runs: median epoch 10.35 s at the same priority, 9.5 s nicer by 10.
+CHILD_NICENESS = 10
 _POLL_SECONDS = 0.2     # how often a waiting parent checks that the prefetch process is alive
 
 

@@ -87,9 +87,8 @@ class ConvTranspose2d(Function):
             backend.array_module(grad_out), macs,
             (lambda: K.conv2d_forward(grad_out, weight, None, *ctx.args, out_hw=x.shape[2:])) if need_x else None,
             (lambda: K.conv2d_grad_weight(x, grad_out, weight.shape, *ctx.args)) if need_w else None)
-        gw, gb = (grads[0] if need_w else None), None
-        if need_b:
-            gb = grad_out.sum(axis=(0, 2, 3))
+        gw = grads[0] if need_w else None
+        gb = grad_out.sum(axis=(0, 2, 3)) if need_b else None
         return gx, gw, gb, None, None, None, None, None
 
 

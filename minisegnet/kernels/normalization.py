@@ -61,7 +61,7 @@ def for_each_block(shape3, work, xp=np):
     one included, so no thread sits idle waiting); ``work`` must write only its own block.
     """
     size = shape3[0] * shape3[1] * shape3[2]
-    if size <= BLOCK_ELEMENTS and size < PARALLEL_MIN_ELEMENTS or xp is not np:
+    if xp is not np or (size < PARALLEL_MIN_ELEMENTS and size <= BLOCK_ELEMENTS):
         return [work(slice(0, shape3[0]), slice(0, shape3[2]))]          # one block, this thread
     big = size >= PARALLEL_MIN_ELEMENTS
     parts = blocks(shape3, xp, at_least=num_threads() if big else 1)
