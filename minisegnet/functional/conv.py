@@ -45,15 +45,7 @@ class Conv2d(Function):
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        macs = grad_out.shape[0] * grad_out.shape[2] * grad_out.shape[3] * weight.size
-        gx, grads = K.backward_products(
-            backend.array_module(grad_out), macs,
-            (lambda: K.conv2d_grad_input(grad_out, weight, x.shape[2:], *ctx.args)) if need_x else None,
-            (lambda: K.conv2d_grad_weight(grad_out, x, weight.shape, *ctx.args, need_bias=need_b))
-            if need_w else None)
-        gw, gb = grads if need_w else (None, None)
-        if need_b and not need_w:
-            gb = grad_out.sum(axis=(0, 2, 3))
+        gx, gw, gb = K.conv2d_backward(grad_out, x, weight, *ctx.args, need_x, need_w, need_b)
         return gx, gw, gb, None, None, None, None, None
 
 

@@ -35,10 +35,12 @@ import math
 import numpy as np
 
 from .. import backend
+from . import depthwise
 from .conv_plan import ConvPlan, band_input, conv_output_size, pairs, plan_for, row_weights
 from .threads import num_threads, parallel_for, set_num_threads, side_by_side
 
-__all__ = ["conv2d_forward", "conv2d_grad_input", "conv2d_grad_weight", "backward_products",
+__all__ = ["conv2d_forward", "conv2d_grad_input", "conv2d_grad_weight", "conv2d_backward",
+           "backward_products",
            "conv_output_size", "ConvPlan", "num_threads", "set_num_threads", "parallel_over_batch"]
 
 parallel_over_batch = parallel_for      # the name earlier code and lectures use
@@ -153,6 +155,31 @@ def backward_products(xp, macs, grad_input, grad_weight):
             None if grad_weight is None else grad_weight())
 
 
+def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
+                    need_x=True, need_w=True, need_b=False):
+    """``(grad_x, grad_weight, grad_bias)`` of ``y = conv2d(x, weight) + bias`` from
+    ``grad_out`` (None for each one not needed): the direct depthwise kernel where it
+    pays (:func:`minisegnet.kernels.depthwise.worth_it`), else the two products of
+    :func:`conv2d_grad_input` and :func:`conv2d_grad_weight` (see :func:`backward_products`)."""
+    xp = backend.array_module(grad_out, weight)
+    if depthwise.worth_it(xp, x.shape, weight.shape, groups, grad_out.shape[2:]) and (need_x or need_w):
+        (sh, sw), (pt, pl), (dh, dw) = pairs(stride, padding, dilation)
+        gx, gw = depthwise.depthwise_backward(grad_out, x, weight, (sh, sw), (pt, pl), (dh, dw),
+                                              need_x, need_w)
+        return gx, gw, grad_out.sum(axis=(0, 2, 3)) if need_b else None
+    macs = grad_out.shape[0] * grad_out.shape[2] * grad_out.shape[3] * weight.size
+    args = (stride, padding, dilation, groups)
+    gx, grads = backward_products(
+        xp, macs,
+        (lambda: conv2d_grad_input(grad_out, weight, x.shape[2:], *args)) if need_x else None,
+        (lambda: conv2d_grad_weight(grad_out, x, weight.shape, *args, need_bias=need_b))
+        if need_w else None)
+    gw, gb = grads if need_w else (None, None)
+    if need_b and not need_w:
+        gb = grad_out.sum(axis=(0, 2, 3))
+    return gx, gw, gb
+
+
 #: Grad weight puts the images side by side along its products' contraction axis when
 #: the output has at most this many pixels per image. Each tap's product then sums over
 #: the images by itself, instead of one short product per image (a contraction of at
@@ -244,6 +271,8 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
     if out_hw is None:
         out_hw = tuple(conv_output_size(n, k, s, p, p, d) for n, k, s, p, d in
                        zip((H, W), (kh, kw), stride, padding, dilation))
+    if depthwise.worth_it(xp, x.shape, weight.shape, groups, out_hw):
+        return depthwise.depthwise_forward(x, weight, bias, stride, padding, dilation, out_hw)
     conv = _Forward(xp, x.shape, weight, bias, stride, padding, dilation, groups, out_hw)
     y = xp.empty((N, O) + tuple(out_hw), dtype=x.dtype)
     parallel_for(lambda a, b: conv.run(x, y, a, b, _Scratch(xp, x.dtype)), N, xp,
