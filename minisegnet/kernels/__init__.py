@@ -8,7 +8,8 @@ need (nothing is imported here, so a kernel's cost is paid only by its users):
   (``set_num_threads``), and the BLAS limit
 * :mod:`.conv`          – conv2d forward and its two backward products (grad input, grad
   weight), which also make conv_transpose2d; :mod:`.conv_plan` is their geometry (bands,
-  taps over padding), :mod:`.conv_reference` the short textbook conv2d the tests check them with
+  taps over padding), :mod:`.conv_reference` the short textbook conv2d the tests check them with,
+  :mod:`.depthwise` the direct depthwise convolution (one pass per tap) it uses on large maps
 * :mod:`.pooling`       – max / average / adaptive pooling windows
   (:mod:`.cuda_pooling`: its CuPy ``RawKernel``; :mod:`.cuda_sources`: every CUDA
   kernel's source beside its NumPy twin)
