@@ -136,6 +136,79 @@ def test_batch_norm_gradcheck(training, device):
                         x, w, b)
 
 
+# ------------------------------------------------------------------ fused batch norm + ReLU
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (6, 3)])
+def test_fused_batch_norm_relu_matches_torch(training, affine, shape, device, parity):
+    """F.batch_norm(..., relu=True) is torch's relu(batch_norm(...)): output, the gradient
+    of x, weight and bias (through the ReLU's mask), and the running statistics."""
+    rng = np.random.default_rng(6)
+    c = shape[1]
+    mean, var = rng.standard_normal(c), rng.random(c) + 0.5
+    rm, rv = ms.tensor(mean, device=device), ms.tensor(var, device=device)
+    trm, trv = torch.tensor(mean), torch.tensor(var)
+    parity(lambda x, *wb: F.batch_norm(x, rm, rv, *wb, training=training, momentum=0.2, relu=True),
+           lambda x, *wb: torch.relu(torch.nn.functional.batch_norm(x, trm, trv, *wb, training=training,
+                                                                    momentum=0.2)),
+           _bn_case(rng, shape, affine), device=device)
+    np.testing.assert_allclose(rm.numpy(), trm.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(rv.numpy(), trv.numpy(), rtol=1e-6)
+
+
+@requires_torch
+def test_fused_batch_norm_relu_gradient_of_weight_and_bias_only():
+    """With x a constant (no grad), the weight and bias gradients still pass the mask."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 2, 4, 4))
+    w, b = rng.standard_normal(2), rng.standard_normal(2)
+    for training in (True, False):
+        ours = [ms.tensor(v, requires_grad=True) for v in (w, b)]
+        theirs = [torch.tensor(v, requires_grad=True) for v in (w, b)]
+        y = F.batch_norm(ms.tensor(x), np.zeros(2), np.ones(2), *ours, training=training, relu=True)
+        ref = torch.relu(torch.nn.functional.batch_norm(torch.tensor(x), torch.zeros(2, dtype=torch.float64),
+                                                        torch.ones(2, dtype=torch.float64), *theirs,
+                                                        training=training))
+        (y * y).sum().backward()
+        (ref * ref).sum().backward()
+        for a, t in zip(ours, theirs):
+            np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_fused_batch_norm_relu_blocked_threaded_path_matches_torch(small_blocks, parity):
+    rng = np.random.default_rng(8)
+    for shape in [(6, 3, 2, 3), (2, 3, 5, 7)]:
+        rm, rv = np.zeros(3), np.ones(3)
+        trm, trv = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+        parity(lambda x, w, b: F.batch_norm(x, rm, rv, w, b, training=True, relu=True),
+               lambda x, w, b: torch.relu(torch.nn.functional.batch_norm(x, trm, trv, w, b, training=True)),
+               _bn_case(rng, shape, True))
+
+
+def test_fused_batch_norm_relu_by_hand():
+    # one channel, values 1, 2, 3, 6: mean 3, std sqrt(3.5); below the mean -> 0
+    x = ms.tensor(np.array([[1.0], [2.0], [3.0], [6.0]]), requires_grad=True)
+    y = F.batch_norm(x, None, None, training=True, eps=0.0, relu=True)
+    np.testing.assert_allclose(y.numpy()[:, 0], [0, 0, 0, 3 / np.sqrt(3.5)])
+    y.sum().backward()
+    # d/dx of xhat_3 = (x_3 - m)/s for the one pixel the ReLU lets through:
+    # (delta_3j - 1/4)/s - xhat_3 * xhat_j / (4 s)
+    s = np.sqrt(3.5)
+    xhat = (np.array([1.0, 2, 3, 6]) - 3) / s
+    expected = (np.array([0, 0, 0, 1]) - 0.25) / s - xhat[3] * xhat / (4 * s)
+    np.testing.assert_allclose(x.grad.numpy()[:, 0], expected, rtol=1e-12)
+
+
+@requires_torch
+def test_batchnorm2d_relu_argument_matches_torch_module(device):
+    rng = np.random.default_rng(9)
+    ours, theirs = nn.BatchNorm2d(3).to(device).double(), torch.nn.BatchNorm2d(3).double()
+    x = rng.standard_normal((4, 3, 5, 5))
+    np.testing.assert_allclose(ours(ms.tensor(x, device=device), relu=True).numpy(),
+                               torch.relu(theirs(torch.tensor(x))).detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.running_var.numpy(), theirs.running_var.numpy(), rtol=1e-9)
+
+
 def test_batch_norm_float32_stays_float32():
     x = ms.randn(4, 3, 5, 5)
     w = ms.ones(3, requires_grad=True)

@@ -115,8 +115,12 @@ def batch_statistics(x3):
     return mean, m2 / count
 
 
-def scale_shift(x3, scale, shift):
-    """``y = x * scale + shift`` with per-channel (C,) ``scale`` and ``shift``: (N, C, S) -> (N, C, S)."""
+def scale_shift(x3, scale, shift, relu=False):
+    """``y = x * scale + shift`` with per-channel (C,) ``scale`` and ``shift``: (N, C, S) -> (N, C, S).
+
+    ``relu=True`` also applies ``max(y, 0)`` to each block while it is in the cache: a
+    fused batch norm + ReLU, one pass over memory instead of two.
+    """
     xp = backend.array_module(x3)
     y = xp.empty(x3.shape, dtype=x3.dtype)
     scale, shift = _col(scale, x3.dtype), _col(shift, x3.dtype)
@@ -125,36 +129,48 @@ def scale_shift(x3, scale, shift):
         out = y[rows, :, cols]
         xp.multiply(x3[rows, :, cols], scale, out=out)
         out += shift
+        if relu:
+            xp.maximum(out, 0, out=out)
 
     for_each_block(x3.shape, work, xp)
     return y
 
 
-def batch_norm_grad_sums(dy3, x3, mean):
-    """Per-channel ``sum(dy)`` and ``sum(dy * (x - mean))`` over N and S (float64, shape (C,))."""
+def batch_norm_grad_sums(dy3, x3, mean, relu_out=None):
+    """Per-channel ``sum(dy)`` and ``sum(dy * (x - mean))`` over N and S (float64, shape (C,)).
+
+    With ``relu_out`` (the output y of a fused batch norm + ReLU), the gradient first
+    passes back through the ReLU, ``dy * (y > 0)``, block by block; that masked gradient
+    is returned too, as a new array: ``(sum_dy, sum_dy_xc, masked_dy)``.
+    """
     xp = backend.array_module(x3)
+    masked = None if relu_out is None else xp.empty(dy3.shape, dtype=dy3.dtype)
 
     def work(rows, cols):
         g = dy3[rows, :, cols]
+        if masked is not None:
+            g = xp.multiply(g, relu_out[rows, :, cols] > 0, out=masked[rows, :, cols])
         centred = x3[rows, :, cols] - _col(mean, x3.dtype)
         return g.sum(axis=(0, 2)), xp.einsum("ncs,ncs->c", g, centred)
 
     parts = for_each_block(x3.shape, work, xp)
-    return _channel_sum([p[0] for p in parts]), _channel_sum([p[1] for p in parts])
+    sums = _channel_sum([p[0] for p in parts]), _channel_sum([p[1] for p in parts])
+    return sums if masked is None else sums + (masked,)
 
 
-def affine_combination(dy3, x3, a, b, c):
+def affine_combination(dy3, x3, a, b, c, out=None):
     """``dx = a * dy + b * x + c`` with per-channel (C,) ``a``, ``b``, ``c``: the batch-norm
-    input gradient once its per-channel coefficients are known."""
+    input gradient once its per-channel coefficients are known. ``out`` (may be ``dy3``
+    itself, when dy is a temporary) receives dx; default: a new array."""
     xp = backend.array_module(x3)
-    dx = xp.empty(x3.shape, dtype=x3.dtype)
+    dx = xp.empty(x3.shape, dtype=x3.dtype) if out is None else out
     a, b, c = (_col(v, x3.dtype) for v in (a, b, c))
 
     def work(rows, cols):
-        out = dx[rows, :, cols]
-        xp.multiply(x3[rows, :, cols], b, out=out)
-        out += c
-        out += dy3[rows, :, cols] * a
+        block = dx[rows, :, cols]
+        xp.multiply(dy3[rows, :, cols], a, out=block)       # first: block may be dy's own
+        block += x3[rows, :, cols] * b
+        block += c
 
     for_each_block(x3.shape, work, xp)
     return dx

@@ -82,6 +82,8 @@ class ConvModule(nn.Module):
 
     def forward(self, x):
         x = self.conv(x)
+        if self.with_norm and self.with_activation:
+            return self.bn(x, relu=True)             # BN and ReLU in one pass
         if self.with_norm:
             x = self.bn(x)
         if self.with_activation:

@@ -70,7 +70,9 @@ class _BatchNorm(Module):
     def _check_input(self, x):
         raise NotImplementedError
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """Normalise ``x``; ``relu=True`` returns ``relu(self(x))`` made in one fused pass
+        (what conv -> BN -> ReLU units call; see ``F.batch_norm``)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"{type(self).__name__}: input must be a Tensor, got {type(x).__name__}")
         self._check_input(x)
@@ -87,7 +89,7 @@ class _BatchNorm(Module):
         track = not self.training or self.track_running_stats
         return F.batch_norm(x, self.running_mean if track else None,
                             self.running_var if track else None, self.weight, self.bias,
-                            use_batch_stats, factor, self.eps)
+                            use_batch_stats, factor, self.eps, relu=relu)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
