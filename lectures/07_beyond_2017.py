@@ -109,6 +109,22 @@ for c in (32, 64, 128, 256):
     print(f"{f'{c} -> {c}':>12}{a:>14,}{b:>14,}{a / b:>8.1f}")
 
 # %% [markdown]
+# The saving has a catch on a CPU. An ordinary convolution is fast because it is one big
+# matrix product per image (a contraction over $9C$ values per output), and matrix
+# products run near the processor's peak. A depthwise convolution has only 9 products per
+# output pixel: as matrix products it becomes thousands of tiny ones. So on large maps
+# minisegnet computes it the way you would by hand
+# (`minisegnet/kernels/depthwise.py`): pad the image, and for each of the 9 taps add a
+# shifted copy of it, times that tap's weight. Nine passes over the image, one
+# multiply-add per pixel each:
+
+# %%
+padded = np.pad(x.numpy(), ((0, 0), (0, 0), (1, 1), (1, 1)))       # zeros around each image
+by_taps = sum(w.numpy()[:, 0, i, j].reshape(1, -1, 1, 1) * padded[:, :, i:i + 9, j:j + 9]
+              for i in range(3) for j in range(3))
+print("nine shifted multiply-adds == conv2d(groups=C):", np.allclose(by_taps, grouped, atol=1e-5))
+
+# %% [markdown]
 # ## 3. The three networks, drawn from the models
 #
 # Each diagram below is built from a forward pass of the library's model at the papers'
