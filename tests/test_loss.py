@@ -47,6 +47,75 @@ def test_softmax_is_stable_for_huge_logits(fn, device, parity):
     assert np.isfinite(F.softmax(ms.tensor(x.astype(np.float32)), 1).numpy()).all()
 
 
+def _logits_with_extremes(rng, dtype):
+    """(8, 5, 12) logits: ordinary ones, plus images whose logits overflow exp (~+-95 in
+    float32, beyond +-710 in float64) or underflow it, so that some kernel blocks take
+    the unshifted path and others fall back to the shifted one."""
+    big = 95.0 if dtype == np.float32 else 800.0
+    x = rng.standard_normal((8, 5, 12)) * 3
+    x[2] += big                                      # every class huge: exp overflows
+    x[5] -= big                                      # every class tiny: exp underflows
+    x[6, 0] = big                                    # one class huge on one image
+    x[7, :, 4] = [-big, -big + 1, -big + 2, -big + 3, -big + 4]
+    return x.astype(dtype)
+
+
+@requires_torch
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_unshifted_and_shifted_blocks_match_torch(fn, dtype, small_blocks):
+    """Blocks of ordinary logits skip the max shift (exp, sum, scale); blocks where exp
+    would overflow or underflow are done again with it. Both kinds, side by side in one
+    array, give PyTorch's values and gradients."""
+    x = _logits_with_extremes(np.random.default_rng(1), dtype)
+    rtol = 1e-5 if dtype == np.float32 else 1e-10
+    ours = ms.tensor(x, requires_grad=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    y, ref = getattr(F, fn)(ours, 1), getattr(torch, fn)(theirs, 1)
+    np.testing.assert_allclose(y.numpy(), ref.detach().numpy(), rtol=rtol, atol=rtol)
+    g = np.random.default_rng(2).standard_normal(x.shape).astype(dtype)
+    y.backward(ms.tensor(g))
+    ref.backward(torch.tensor(g))
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=rtol, atol=rtol)
+
+
+@requires_torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_unshifted_and_shifted_blocks_match_torch(dtype, small_blocks):
+    rng = np.random.default_rng(3)
+    x = _logits_with_extremes(rng, dtype)
+    t = rng.integers(0, 5, (8, 12))
+    t[1, 3] = 255
+    rtol = 1e-5 if dtype == np.float32 else 1e-10
+    ours = ms.tensor(x, requires_grad=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    for reduction in ("none", "mean"):
+        loss = F.cross_entropy(ours, ms.tensor(t), ignore_index=255, reduction=reduction)
+        ref = torch.nn.functional.cross_entropy(theirs, torch.tensor(t), ignore_index=255, reduction=reduction)
+        # float32 logits of ~95 carry an input rounding of ~1e-5, which the loss inherits
+        np.testing.assert_allclose(loss.numpy(), ref.detach().numpy(), rtol=rtol, atol=rtol * 10)
+    loss.backward()
+    ref.backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=rtol, atol=rtol)
+
+
+def test_ordinary_logits_skip_the_shift(monkeypatch):
+    """The max over the class axis (the shift) is taken only for blocks that need it."""
+    calls = []
+    real = K._exp_and_sum
+
+    def spy(xp, xb, out):
+        total, m = real(xp, xb, out)
+        calls.append(m is None)
+        return total, m
+    monkeypatch.setattr(K, "_exp_and_sum", spy)
+    x = np.random.default_rng(4).standard_normal((2, 3, 4)).astype(np.float32)
+    F.softmax(ms.tensor(x), 1)
+    x[0, 0, 0] = 200.0                               # exp overflows in float32
+    F.log_softmax(ms.tensor(x), 1)
+    assert calls == [True, False]
+
+
 def test_softmax_by_hand():
     y = F.softmax(ms.tensor([[0.0, np.log(3.0)]], dtype=ms.float64), dim=1)
     np.testing.assert_allclose(y.numpy(), [[0.25, 0.75]])

@@ -19,6 +19,10 @@ the GIL inside its array loops, so the blocks can also run on a small thread poo
 (:func:`for_each_block`, on the shared pool of :mod:`minisegnet.kernels.threads`),
 like PyTorch's intra-op threads. On the GPU (CuPy) the whole
 array is one block: CuPy kernels are already parallel.
+
+Fewer passes where one can be saved: batch norm applies a following ReLU inside its own
+blocks (``relu=True``), and softmax skips its max shift on blocks of ordinary logits
+(:func:`_exp_and_sum`).
 """
 import math
 
@@ -177,11 +181,42 @@ def affine_combination(dy3, x3, a, b, c, out=None):
 
 
 # ---------------------------------------------------------------------- softmax
+def _unshifted_floor(dtype):
+    """The smallest sum of exponentials the unshifted path accepts: 2**mantissa-bits above
+    the smallest normal number, so that even a tiny probability loses nothing that
+    matters (its absolute error stays below 1e-14)."""
+    info = np.finfo(dtype)
+    return float(info.tiny) * 2.0 ** info.nmant
+
+
+def _exp_and_sum(xp, xb, out):
+    """``out = exp(x - m)`` and its sums over axis 1, ``(total, m)``, for a block ``xb``.
+
+    The shift ``m = max(x)`` over the axis keeps exp from overflowing, and cancels in
+    every result: softmax ``out / total``, log-softmax ``(x - m) - log(total)``. But it
+    costs two passes over the block (the max, the subtraction) of the five a softmax
+    makes. So on the CPU the plain ``exp(x)`` is tried first and kept when every sum is
+    finite and far from underflow -- any logits within about +-80 of zero in float32 --
+    and ``m`` is then None (no shift). Otherwise, and always on the GPU (the test would
+    make the device wait for the host), the block is done again with the shift.
+    """
+    if xp is np:
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.exp(xb, out=out)
+            total = out.sum(axis=1, keepdims=True)
+            if np.isfinite(total).all() and total.min() >= _unshifted_floor(out.dtype):
+                return total, None
+    m = xb.max(axis=1, keepdims=True)
+    xp.subtract(xb, m, out=out)
+    xp.exp(out, out=out)
+    return out.sum(axis=1, keepdims=True), m
+
+
 def softmax(x3, log=False):
     """Softmax (or log-softmax) over axis 1 of an ``(A, C, B)`` array, stably.
 
-    ``softmax(x) = exp(x - m) / sum(exp(x - m))`` with ``m = max(x)`` over the axis: the
-    shift does not change the result (it cancels) but keeps ``exp`` from overflowing.
+    ``softmax(x) = exp(x - m) / sum(exp(x - m))`` with a shift ``m`` (the max over the axis,
+    when needed: :func:`_exp_and_sum`) that cancels but keeps ``exp`` from overflowing.
     ``log_softmax(x) = (x - m) - log(sum(exp(x - m)))``.
     """
     xp = backend.array_module(x3)
@@ -189,12 +224,15 @@ def softmax(x3, log=False):
 
     def work(rows, cols):
         xb, yb = x3[rows, :, cols], y[rows, :, cols]
-        xp.subtract(xb, xb.max(axis=1, keepdims=True), out=yb)
+        total, m = _exp_and_sum(xp, xb, yb)
         if log:
-            yb -= xp.log(xp.exp(yb).sum(axis=1, keepdims=True))
+            if m is None:
+                xp.subtract(xb, xp.log(total), out=yb)
+            else:
+                xp.subtract(xb, m, out=yb)
+                yb -= xp.log(total)
         else:
-            xp.exp(yb, out=yb)
-            yb *= 1 / yb.sum(axis=1, keepdims=True)       # one division per pixel, not per class
+            yb *= 1 / total                                # one division per pixel, not per class
 
     for_each_block(x3.shape, work, xp)
     return y
@@ -249,15 +287,13 @@ def softmax_cross_entropy(x3, target, coef=None):
     def work(rows, cols):
         xb = x3[rows, :, cols]
         e = grad[rows, :, cols] if grad is not None else xp.empty(xb.shape, dtype=xb.dtype)
-        m = xb.max(axis=1, keepdims=True)
-        xp.subtract(xb, m, out=e)
-        xp.exp(e, out=e)
-        total = e.sum(axis=1, keepdims=True)                      # sum exp(x - m), (n, 1, s)
+        total, m = _exp_and_sum(xp, xb, e)                        # sum exp(x - m), (n, 1, s)
+        lse = xp.log(total) if m is None else xp.log(total) + m   # logsumexp(x)
         # flat position of x[i, target[i, j], j] in the whole array, for the block's i, j
         i = xp.arange(rows.start, rows.stop)[:, None]
         j = xp.arange(cols.start, cols.stop)[None, :]
         at_target = ((i * c + target[rows, cols]) * s + j).reshape(-1)
-        loss[rows, cols] = (xp.log(total) + m)[:, 0, :] - xp.take(x_flat, at_target).reshape(total.shape[0], -1)
+        loss[rows, cols] = lse[:, 0, :] - xp.take(x_flat, at_target).reshape(total.shape[0], -1)
         if grad is not None:
             cb = coef[rows, cols]
             e *= (cb / total[:, 0, :])[:, None, :]                 # softmax * coef
