@@ -5,7 +5,8 @@
 
 A block is the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``; NAME is
 ``train`` (bench_train, every thread count), ``ops`` (bench_ops, every thread count) or
-``profile`` (profile_step, the top ops of each model), ``trainrun`` (time_train), ``grade`` (bench_grade), ``zoo`` (bench_zoo:
+``profile`` (profile_step, the top ops of each model), ``goals`` (issue 11's goals, from
+bench_train and time_train), ``trainrun`` (time_train), ``grade`` (bench_grade), ``zoo`` (bench_zoo:
 mIoU over seeds per dataset and model) or ``sizes`` (zoo_sizes: parameters and MACs at 512x512). Numbers are only ever copied from
 the results files, with the machine's load when they were measured.
 """
@@ -50,6 +51,51 @@ def train_table(results):
         notes.append(f"{t} thread(s): {c['batch']}x3x{c['size']}x{c['size']}, median of {c['repeats']} "
                      f"interleaved steps; {_when(data['machine'])}")
     return "\n".join(lines + [""] + [f"- {n}" for n in notes])
+
+
+#: Issue 11's training-step goals: these models' step time at most 1.0x PyTorch's at every
+#: thread count (floor 1.25x), a speedup from the second thread at least PyTorch's, and
+#: peak memory at most PyTorch's. The default training run: val mIoU >= 0.85 in 120 s.
+GOAL_MODELS = ("deeplabv3", "pspnet", "fcn")
+STEP_GOAL, STEP_FLOOR, RUN_SECONDS, RUN_MIOU = 1.0, 1.25, 120, 0.85
+
+
+def train_goals(results):
+    """Issue 11's goals, each read off the results files: which models meet the step-time
+    goal and floor per thread count, the second thread's speedup of each library, the
+    worst peak-memory ratio and the default training runs."""
+    runs = {results[k]["config"]["threads"]: {r["model"]: r for r in results[k]["rows"]}
+            for k in results if k.startswith("bench_train_t")}
+    lines = []
+    for t in sorted(runs):
+        rows = [runs[t][m] for m in GOAL_MODELS if m in runs[t]]
+        groups = (("at most 1.0x (the goal)", lambda r: r <= STEP_GOAL),
+                  ("within the 1.25x floor only", lambda r: STEP_GOAL < r <= STEP_FLOOR),
+                  ("above the floor", lambda r: r > STEP_FLOOR))
+        parts = [f"{label}: " + ", ".join(f"{r['model']} {r['ratio']:.2f}" for r in rows if test(r["ratio"]))
+                 for label, test in groups if any(test(r["ratio"]) for r in rows)]
+        lines.append(f"- step time at {t} thread(s), minisegnet / PyTorch: " + "; ".join(parts))
+    if 1 in runs and 2 in runs:
+        both = [m for m in GOAL_MODELS if m in runs[1] and m in runs[2]]
+        speed = {m: (runs[1][m]["minisegnet_s"] / runs[2][m]["minisegnet_s"],
+                     runs[1][m]["torch_s"] / runs[2][m]["torch_s"]) for m in both}
+        met = [m for m in both if speed[m][0] >= speed[m][1]]
+        lines.append("- speedup from the second thread, minisegnet / PyTorch: "
+                     + ", ".join(f"{m} {a:.2f} / {b:.2f}" for m, (a, b) in speed.items())
+                     + f" (goal: at least PyTorch's; met for {', '.join(met) or 'none'})")
+    memory = [r["memory_ratio"] for rows in runs.values() for m, r in rows.items()
+              if m in GOAL_MODELS and "memory_ratio" in r]
+    if memory:
+        lines.append(f"- peak memory at most {max(memory):.2f}x PyTorch's (goal: at most 1.0x; "
+                     f"{'met' if max(memory) <= 1.0 else 'not met'})")
+    run = results.get("time_train")
+    if run:
+        ok = [r for r in run["rows"] if r["wall_s"] <= RUN_SECONDS and r["val_mIoU"] >= RUN_MIOU]
+        lines.append(f"- `minisegnet train` with its defaults: {len(ok)} of {len(run['rows'])} seeds reached "
+                     f"val mIoU >= {RUN_MIOU} within {RUN_SECONDS} s ("
+                     + ", ".join(f"seed {r['seed']}: {r['wall_s']:.0f} s, {r['val_mIoU']:.3f}" for r in run["rows"])
+                     + ")")
+    return "\n".join(lines) if lines else "(no bench_train results yet: run `python benchmarks/bench_train.py --threads N`)"
 
 
 def ops_table(results):
@@ -184,7 +230,7 @@ def grade_line(results):
             f"{d['jobs']}` on {d['cpu_count']} cores{load}{when}: {d['per_file_s']:.2f} s per file.")
 
 
-BLOCKS = {"grade": grade_line, "zoo": zoo_table, "sizes": sizes_table, "train": train_table, "ops": ops_table, "profile": profile_table, "trainrun": trainrun_table}
+BLOCKS = {"goals": train_goals, "grade": grade_line, "zoo": zoo_table, "sizes": sizes_table, "train": train_table, "ops": ops_table, "profile": profile_table, "trainrun": trainrun_table}
 
 
 def render(text, results):

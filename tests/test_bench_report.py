@@ -58,3 +58,28 @@ def test_trainrun_block_lists_defaults_and_named_runs():
                                            "rows": [row]}}
     out = report.render("<!-- bench:trainrun -->\n<!-- /bench:trainrun -->", results)
     assert "| (defaults) | 0 | 100 | 0.876 |" in out and "| `--model segformer_b0` | 0 | 100 | 0.876 |" in out
+
+
+def test_goals_block_reads_each_goal_off_the_results():
+    def row(model, ms_s, torch_s, memory=0.5):
+        return {"model": model, "minisegnet_s": ms_s, "torch_s": torch_s, "ratio": ms_s / torch_s,
+                "memory_ratio": memory}
+    config = {"batch": 8, "size": 128, "repeats": 5}
+    results = {
+        "bench_train_t1": {"machine": MACHINE, "config": dict(config, threads=1),
+                           "rows": [row("deeplabv3", 0.9, 1.0), row("fcn", 1.2, 1.0), row("fast_scnn", 9.0, 1.0, 2.0)]},
+        "bench_train_t2": {"machine": MACHINE, "config": dict(config, threads=2),
+                           "rows": [row("deeplabv3", 0.5, 0.6, 0.7), row("fcn", 0.8, 0.5)]},
+        "time_train": {"machine": MACHINE, "config": {"args": "defaults"},
+                       "rows": [{"seed": 0, "wall_s": 119.6, "val_mIoU": 0.86},
+                                {"seed": 1, "wall_s": 121.0, "val_mIoU": 0.90}]},
+    }
+    out = report.render("<!-- bench:goals -->\n<!-- /bench:goals -->", results)
+    # hand-computed: 1 thread 0.9 / 1.2; 2 threads 0.5/0.6 = 0.83 and 0.8/0.5 = 1.60
+    assert ("step time at 1 thread(s), minisegnet / PyTorch: at most 1.0x (the goal): deeplabv3 0.90; "
+            "within the 1.25x floor only: fcn 1.20") in out
+    assert "at 2 thread(s), minisegnet / PyTorch: at most 1.0x (the goal): deeplabv3 0.83; above the floor: fcn 1.60" in out
+    # speedups: deeplabv3 0.9/0.5 = 1.80 vs 1.0/0.6 = 1.67 (met); fcn 1.2/0.8 = 1.50 vs 1.0/0.5 = 2.00
+    assert "deeplabv3 1.80 / 1.67, fcn 1.50 / 2.00 (goal: at least PyTorch's; met for deeplabv3)" in out
+    assert "peak memory at most 0.70x PyTorch's (goal: at most 1.0x; met)" in out   # fast_scnn is not a goal model
+    assert "1 of 2 seeds reached val mIoU >= 0.85 within 120 s (seed 0: 120 s, 0.860, seed 1: 121 s, 0.900)" in out
