@@ -34,6 +34,8 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
+from ..kernels import gelu as K
+from ..kernels.gelu import erf  # noqa: F401  (the erf of the exact GELU, for users and tests)
 from ..tensor import Tensor
 from .elementwise import matmul
 from .loss import softmax
@@ -120,78 +122,6 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 
 # ---------------------------------------------------------------------- GELU
-# erf(x) for the exact GELU. NumPy has no erf, so this is the classic rational
-# approximation of fdlibm's s_erf.c (Sun Microsystems, 1993, freely redistributable),
-# accurate to about one unit in the last place of a float64 on four intervals of |x|.
-_ERX = 8.45062911510467529297e-01
-_PP = (1.28379167095512558561e-01, -3.25042107247001499370e-01, -2.84817495755985104766e-02,
-       -5.77027029648944159157e-03, -2.37630166566501626084e-05)
-_QQ = (1.0, 3.97917223959155352819e-01, 6.50222499887672944485e-02, 5.08130628187576562776e-03,
-       1.32494738004321644526e-04, -3.96022827877536812320e-06)
-_PA = (-2.36211856075265944077e-03, 4.14856118683748331666e-01, -3.72207876035701323847e-01,
-       3.18346619901161753674e-01, -1.10894694282396677476e-01, 3.54783043256182359371e-02,
-       -2.16637559486879084300e-03)
-_QA = (1.0, 1.06420880400844228286e-01, 5.40397917702171048937e-01, 7.18286544141962662868e-02,
-       1.26171219808761642112e-01, 1.36370839120290507362e-02, 1.19844998467991074170e-02)
-_RA = (-9.86494403484714822705e-03, -6.93858572707181764372e-01, -1.05586262253232909814e+01,
-       -6.23753324503260060396e+01, -1.62396669462573470355e+02, -1.84605092906711035994e+02,
-       -8.12874355063065934246e+01, -9.81432934416914548592e+00)
-_SA = (1.0, 1.96512716674392571292e+01, 1.37657754143519042600e+02, 4.34565877475229228821e+02,
-       6.45387271733267880336e+02, 4.29008140027567833386e+02, 1.08635005541779435134e+02,
-       6.57024977031928170135e+00, -6.04244152148580987438e-02)
-_RB = (-9.86494292470009928597e-03, -7.99283237680523006574e-01, -1.77579549177547519889e+01,
-       -1.60636384855821916062e+02, -6.37566443368389627722e+02, -1.02509513161107724954e+03,
-       -4.83519191608651397019e+02)
-_SB = (1.0, 3.03380607434824582924e+01, 3.25792512996573918826e+02, 1.53672958608443695994e+03,
-       3.19985821950859553908e+03, 2.55305040643316442583e+03, 4.74528541206955367215e+02,
-       -2.24409524465858183362e+01)
-
-
-def _poly(coefs, z):
-    """c0 + c1 z + c2 z^2 + ... by Horner's rule."""
-    out = coefs[-1] + 0 * z
-    for c in reversed(coefs[:-1]):
-        out = out * z + c
-    return out
-
-
-def _erf_small(z):                                            # |x| < 0.84375
-    return z + z * _poly(_PP, z * z) / _poly(_QQ, z * z)
-
-
-def _erf_mid(z):                                              # 0.84375 <= |x| < 1.25
-    return _ERX + _poly(_PA, z - 1) / _poly(_QA, z - 1)
-
-
-def _erf_tail(r, q):                                          # erf = 1 - erfc out there
-    def piece(z):
-        s = 1 / (z * z)
-        return 1 - backend.array_module(z).exp(-z * z - 0.5625 + _poly(r, s) / _poly(q, s)) / z
-    return piece
-
-
-def erf(x):
-    """The error function of a float array (NumPy or CuPy), ``2/sqrt(pi) int_0^x e^{-t^2} dt``,
-    computed in float64 and returned in the input's dtype.
-
-    Each interval of ``|x|`` has its own formula. On NumPy each formula runs on its own
-    elements only; on CuPy picking those elements (``a[mask]``) would make the host wait for
-    the GPU to count them, so there every formula runs on the whole array (at a harmless
-    argument, 1.0, outside its interval) and ``where`` keeps the right one.
-    """
-    xp = backend.array_module(x)
-    a = xp.abs(x.astype(np.float64))
-    out = xp.ones_like(a)                                     # erf = 1 from |x| >= 6 on
-    pieces = ((a < 0.84375, _erf_small), ((a >= 0.84375) & (a < 1.25), _erf_mid),
-              ((a >= 1.25) & (a < 1 / 0.35), _erf_tail(_RA, _SA)), ((a >= 1 / 0.35) & (a < 6), _erf_tail(_RB, _SB)))
-    for inside, piece in pieces:
-        if xp is np:
-            out[inside] = piece(a[inside])
-        else:
-            out = xp.where(inside, piece(xp.where(inside, a, 1.0)), out)
-    return (xp.sign(x) * out).astype(x.dtype, copy=False)
-
-
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _TANH_CUBIC = 0.044715
 
@@ -201,6 +131,8 @@ class GELU(Function):
 
     ``approximate='tanh'``: y = x/2 (1 + t), t = tanh(u), u = c (x + 0.044715 x^3), and
     dy/dx = (1 + t)/2 + x/2 (1 - t^2) c (1 + 3 * 0.044715 x^2), c = sqrt(2/pi).
+    The exact form's kernels (and how Phi is computed without an erf in NumPy) are in
+    :mod:`minisegnet.kernels.gelu`.
     """
 
     @staticmethod
@@ -212,19 +144,16 @@ class GELU(Function):
             ctx.save_for_backward(x, t)
             return 0.5 * x * (1 + t)
         ctx.save_for_backward(x)
-        return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+        return K.gelu_forward(x)
 
     @staticmethod
     def backward(ctx, grad_out):
-        xp = backend.array_module(grad_out)
         if ctx.approximate == "tanh":
             x, t = ctx.saved_tensors
             du = _SQRT_2_OVER_PI * (1 + 3 * _TANH_CUBIC * x * x)
             return grad_out * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du), None
         (x,) = ctx.saved_tensors
-        cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
-        pdf = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
-        return grad_out * (cdf + x * pdf), None
+        return K.gelu_backward(x, grad_out), None
 
 
 def gelu(input, approximate="none"):

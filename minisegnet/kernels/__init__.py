@@ -15,4 +15,5 @@ need (nothing is imported here, so a kernel's cost is paid only by its users):
   kernel's source beside its NumPy twin)
 * :mod:`.interpolation` – interpolation weights and indices for ``interpolate``
 * :mod:`.normalization` – batch norm, softmax and cross-entropy, block by block
+* :mod:`.gelu`          – the exact GELU and its slope (erf, and a one-formula Phi for float32)
 """
