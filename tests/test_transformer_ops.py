@@ -63,6 +63,40 @@ def test_layer_norm_by_hand_and_float32():
     assert set(m.state_dict()) == {"weight", "bias"} and m(x).dtype == np.float32
 
 
+@requires_torch
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("norm, affine", [((6,), "both"), ((3, 4), "both"), ((5,), "bias only"), ((5,), "none")])
+def test_layer_norm_blocks_and_threads_match_pytorch(monkeypatch, threads, norm, affine):
+    """Tokens split into many kernel blocks (shared among 1-3 threads) give PyTorch's
+    output and every gradient, for one or two normalised dims and any affine parts."""
+    from minisegnet.kernels import normalization as N
+    monkeypatch.setattr(N, "BLOCK_ELEMENTS", 64)
+    monkeypatch.setattr(N, "PARALLEL_MIN_ELEMENTS", 1)
+    monkeypatch.setenv("MINISEGNET_NUM_THREADS", threads)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 7) + norm) * 2 + 5
+    w = rng.uniform(0.5, 1.5, norm) if affine == "both" else None
+    b = rng.standard_normal(norm) if affine != "none" else None
+    arrays = [x] + [v for v in (w, b) if v is not None]
+
+    def ours(x, *wb):
+        return F.layer_norm(x, norm, *(wb if affine == "both" else (None,) + wb))
+
+    def theirs(x, *wb):
+        return torch.nn.functional.layer_norm(x, norm, *(wb if affine == "both" else (None,) + wb))
+    check_parity(ours, theirs, arrays)
+
+
+def test_layer_norm_float32_is_precise_with_a_large_mean():
+    """Mean 1000, spread 1: float32 still normalises to within 5e-4 of the float64 result (the
+    mean is a pairwise sum, and the variance is taken of the centred values)."""
+    rng = np.random.default_rng(8)
+    x = 1000 + rng.standard_normal((256, 64))
+    ref = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    out = F.layer_norm(ms.tensor(x.astype(np.float32)), 64).numpy()
+    np.testing.assert_allclose(out, ref, atol=5e-4)
+
+
 # ------------------------------------------------------------------ GELU
 @requires_torch
 @pytest.mark.parametrize("approximate", ["none", "tanh"])

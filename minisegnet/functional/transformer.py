@@ -35,6 +35,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..kernels import gelu as K
+from ..kernels import normalization as N
 from ..kernels.gelu import erf  # noqa: F401  (the erf of the exact GELU, for users and tests)
 from ..tensor import Tensor
 from .elementwise import matmul
@@ -54,6 +55,7 @@ def _check_float(name, arg, value):
 class LayerNorm(Function):
     """Layer norm over the last ``k`` axes; see the module docstring.
 
+    The kernels (blocks of tokens, on the threads) are in :mod:`minisegnet.kernels.normalization`.
     Backward, with D values per token, ``gw = grad_out * weight`` and means over those D
     values (the closed form: the mean and variance depend on every x of the token)::
 
@@ -64,33 +66,25 @@ class LayerNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, k, eps):
-        xp = backend.array_module(x)
-        axes = tuple(range(x.ndim - k, x.ndim))
-        mean = x.mean(axis=axes, keepdims=True)
-        centered = x - mean
-        var = (centered * centered).mean(axis=axes, keepdims=True)
-        inv_std = 1 / xp.sqrt(var + eps)
-        xhat = centered * inv_std
+        shape = x.shape
+        d = math.prod(shape[x.ndim - k:])
+        flat = [None if v is None else v.reshape(d) for v in (weight, bias)]
+        y, xhat, inv_std = N.layer_norm_forward(x.reshape(-1, d), *flat, eps)
         ctx.save_for_backward(xhat, inv_std, weight)
-        ctx.axes = axes
-        out = xhat if weight is None else xhat * weight
-        return out if bias is None else out + bias
+        ctx.shapes = (shape, shape[x.ndim - k:])               # the input's, the features'
+        return y.reshape(shape)
 
     @staticmethod
     def backward(ctx, grad_out):
         xhat, inv_std, weight = ctx.saved_tensors
-        axes = ctx.axes
-        lead = tuple(range(grad_out.ndim - len(axes)))          # the token axes
-        dx = dweight = dbias = None
-        if ctx.needs_input_grad[0]:
-            gw = grad_out if weight is None else grad_out * weight
-            dx = inv_std * (gw - gw.mean(axis=axes, keepdims=True)
-                            - xhat * (gw * xhat).mean(axis=axes, keepdims=True))
-        if ctx.needs_input_grad[1]:
-            dweight = (grad_out * xhat).sum(axis=lead)
-        if ctx.needs_input_grad[2]:
-            dbias = grad_out.sum(axis=lead)
-        return dx, dweight, dbias, None, None
+        (shape, features), d = ctx.shapes, xhat.shape[1]
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        dx, dweight, dbias = N.layer_norm_backward(
+            grad_out.reshape(-1, d), xhat, inv_std, None if weight is None else weight.reshape(d),
+            need_x, need_w, need_b)
+        return (None if dx is None else dx.reshape(shape),
+                None if dweight is None else dweight.reshape(features),
+                None if dbias is None else dbias.reshape(features), None, None)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):

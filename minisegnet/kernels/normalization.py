@@ -180,6 +180,72 @@ def affine_combination(dy3, x3, a, b, c, out=None):
     return dx
 
 
+# ---------------------------------------------------------------------- layer norm
+def layer_norm_forward(x2, weight, bias, eps):
+    """Layer norm of every row of ``x2`` (T tokens, D features): returns ``(y, xhat, inv_std)``.
+
+    ``xhat = (x - mean) * inv_std`` with the row's mean and ``inv_std = 1 / sqrt(var + eps)``
+    (biased variance; (T, 1)), ``y = xhat * weight + bias`` (weight, bias: (D,) or None).
+    A (T, D) array is an ``(A, C, B) = (T, D, 1)`` view here: blocks of whole rows, every
+    pass over a block while it is in the cache, the blocks on the threads. The row sums of
+    squares are one matrix-vector product per block (BLAS), not a reduction per short row.
+    """
+    xp = backend.array_module(x2)
+    t, d = x2.shape
+    y, xhat = xp.empty_like(x2), xp.empty_like(x2)
+    inv_std = xp.empty((t, 1), dtype=x2.dtype)
+    by_d = xp.full((d, 1), 1.0 / d, dtype=x2.dtype)
+
+    def work(rows, cols):
+        xb, c, out = x2[rows], xhat[rows], y[rows]
+        xp.subtract(xb, xb.mean(axis=1, keepdims=True), out=c)
+        inv = xp.square(c) @ by_d                            # the variance of each row
+        inv += eps
+        xp.sqrt(inv, out=inv)
+        xp.reciprocal(inv, out=inv)
+        inv_std[rows] = inv
+        c *= inv
+        if weight is None:
+            out[...] = c
+        else:
+            xp.multiply(c, weight, out=out)
+        if bias is not None:
+            out += bias
+
+    for_each_block((t, d, 1), work, xp)
+    return y, xhat, inv_std
+
+
+def layer_norm_backward(dy2, xhat, inv_std, weight, need_x=True, need_w=True, need_b=True):
+    """Gradients of :func:`layer_norm_forward` from ``dy2`` (T, D): ``(dx, dweight, dbias)``
+    (None for those not needed). With ``gw = dy * weight`` and means over a row's D values::
+
+        dx = inv_std * (gw - mean(gw) - xhat * mean(gw * xhat))
+        dweight = sum over rows of dy * xhat,        dbias = sum over rows of dy
+    """
+    xp = backend.array_module(dy2)
+    t, d = dy2.shape
+    dx = xp.empty_like(dy2) if need_x else None
+    by_d = xp.full((d, 1), 1.0 / d, dtype=dy2.dtype)
+
+    def work(rows, cols):
+        g, xh = dy2[rows], xhat[rows]
+        if need_x:
+            gw = g if weight is None else g * weight
+            out = dx[rows]
+            xp.multiply(xh, (gw * xh) @ by_d, out=out)       # xhat * mean(gw * xhat)
+            out += gw @ by_d
+            xp.subtract(gw, out, out=out)
+            out *= inv_std[rows]
+        return (xp.einsum("td,td->d", g, xh) if need_w else None,
+                g.sum(axis=0) if need_b else None)
+
+    parts = for_each_block((t, d, 1), work, xp)
+    dweight = _channel_sum([p[0] for p in parts], dy2.dtype) if need_w else None
+    dbias = _channel_sum([p[1] for p in parts], dy2.dtype) if need_b else None
+    return dx, dweight, dbias
+
+
 # ---------------------------------------------------------------------- softmax
 def _unshifted_floor(dtype):
     """The smallest sum of exponentials the unshifted path accepts: 2**mantissa-bits above
