@@ -416,3 +416,24 @@ def test_num_threads_reads_the_environment(monkeypatch):
     monkeypatch.setenv("MINISEGNET_NUM_THREADS", "zero")
     with pytest.raises(ValueError, match=r"MINISEGNET_NUM_THREADS must be a positive integer, got 'zero'"):
         K.num_threads()
+
+
+@requires_torch
+@pytest.mark.parametrize("act", ["relu", "gelu", "identity"])
+def test_norm_act_fuses_only_a_plain_relu(act):
+    """nn.norm_act(bn, act, x) is act(bn(x)) whatever act is (checked against torch); the
+    conv units of the models use it, so swapping their activation really swaps it."""
+    from minisegnet.models import ConvModule
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 3, 5, 5))
+    ours = {"relu": nn.ReLU(), "gelu": nn.GELU(), "identity": nn.Identity()}[act]
+    theirs = {"relu": torch.nn.ReLU(), "gelu": torch.nn.GELU(), "identity": torch.nn.Identity()}[act]
+    bn, tbn = nn.BatchNorm2d(3).double(), torch.nn.BatchNorm2d(3).double()
+    ref = theirs(tbn(torch.tensor(x))).detach().numpy()
+    np.testing.assert_allclose(nn.norm_act(bn, ours, ms.tensor(x)).numpy(), ref, rtol=1e-9, atol=1e-12)
+    unit = ConvModule(3, 4, 3, padding=1).double()
+    unit.activate = ours
+    tconv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False).double()
+    tconv.weight.data = torch.tensor(np.asarray(unit.conv.weight.data))
+    expected = theirs(torch.nn.BatchNorm2d(4).double()(tconv(torch.tensor(x)))).detach().numpy()
+    np.testing.assert_allclose(unit(ms.tensor(x)).numpy(), expected, rtol=1e-9, atol=1e-12)

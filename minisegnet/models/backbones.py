@@ -67,7 +67,7 @@ class BasicBlock(nn.Module):
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.bn1(self.conv1(x), relu=True)          # relu(bn1(...)), fused
+        out = nn.norm_act(self.bn1, self.relu, self.conv1(x))      # relu(bn1(...)), fused
         out = self.bn2(self.conv2(out))
         return self.relu(out + identity)
 
@@ -158,7 +158,7 @@ class ResNet(nn.Module):
     def forward(self, x):
         """(N, in_channels, H, W) -> [c1, c2, c3, c4], ci of shape (N, out_channels[i], H/si, W/si)."""
         _check_image("ResNet", x, self.in_channels)
-        x = self.maxpool(self.bn1(self.conv1(x), relu=True))
+        x = self.maxpool(nn.norm_act(self.bn1, self.relu, self.conv1(x)))
         outs = []
         for i in range(4):
             x = getattr(self, f"layer{i + 1}")(x)

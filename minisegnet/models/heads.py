@@ -83,7 +83,7 @@ class ConvModule(nn.Module):
     def forward(self, x):
         x = self.conv(x)
         if self.with_norm and self.with_activation:
-            return self.bn(x, relu=True)             # BN and ReLU in one pass
+            return nn.norm_act(self.bn, self.activate, x)      # fused when it is BN -> ReLU
         if self.with_norm:
             x = self.bn(x)
         if self.with_activation:

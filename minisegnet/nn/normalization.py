@@ -16,9 +16,10 @@ import numpy as np
 
 from .. import functional as F
 from ..tensor import Tensor, ones, zeros
+from .layers import ReLU
 from .module import Module, Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "Dropout2d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "Dropout2d", "norm_act"]
 
 
 class _BatchNorm(Module):
@@ -139,3 +140,16 @@ class Dropout2d(Module):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+def norm_act(norm, act, x):
+    """``act(norm(x))``: the BN -> ReLU of a conv unit, in one pass when it can be.
+
+    When ``norm`` is a batch norm and ``act`` exactly an ``nn.ReLU``, batch norm applies
+    the ReLU inside its own blocks (``norm(x, relu=True)``, one pass over memory less each
+    way); any other pair (a swapped-in activation, a different norm) runs as written.
+    """
+    if isinstance(norm, _BatchNorm) and type(act) is ReLU:
+        return norm(x, relu=True)
+    return act(norm(x))
+
