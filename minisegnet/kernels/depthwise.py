@@ -34,10 +34,10 @@ again.
 with dy laid out like the output and zeros in its dropped places.
 
 The channels are independent, so the work goes in blocks of channels (all images of
-each) that fit in a core's cache, shared out among the threads
-(:func:`minisegnet.kernels.threads.parallel_for`). Where it pays: on large maps; small
-ones (a few hundred pixels) keep the grouped products of :mod:`minisegnet.kernels.conv`
--- see :func:`worth_it` and ``benchmarks/README.md``.
+each, ~2 MB: few NumPy calls, each over a long line) shared out among the threads
+(:func:`minisegnet.kernels.threads.parallel_for`). Where it pays: on maps of 32x32 and
+more; smaller ones keep the grouped products of :mod:`minisegnet.kernels.conv` -- see
+:func:`worth_it` and ``benchmarks/README.md``.
 """
 import numpy as np
 
@@ -48,7 +48,6 @@ __all__ = ["depthwise_forward", "depthwise_backward", "worth_it"]
 #: Values in one block's buffer (2 MB of float32). Fewer, larger blocks mean fewer NumPy
 #: calls; measured on 8x64x64x64 and 8x96x32x32, 2**19 was best from 2**16 to 2**20.
 BLOCK_ELEMENTS = 1 << 19
-
 
 #: Output maps of fewer pixels than this keep the grouped products: there the padding
 #: around each small image is a large share of the flat lines, and the lines are short.
