@@ -21,9 +21,6 @@ No loop is written twice: all three products live in :mod:`minisegnet.kernels.co
 """
 import numbers
 
-import numpy as np
-
-from .. import backend
 from ..autograd import Function
 from ..kernels import conv as K
 from ..tensor import Tensor
@@ -74,13 +71,8 @@ class ConvTranspose2d(Function):
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        macs = x.shape[0] * x.shape[2] * x.shape[3] * weight.size
-        gx, grads = K.backward_products(
-            backend.array_module(grad_out), macs,
-            (lambda: K.conv2d_forward(grad_out, weight, None, *ctx.args, out_hw=x.shape[2:])) if need_x else None,
-            (lambda: K.conv2d_grad_weight(x, grad_out, weight.shape, *ctx.args)) if need_w else None)
-        gw = grads[0] if need_w else None
-        gb = grad_out.sum(axis=(0, 2, 3)) if need_b else None
+        gx, gw, gb = K.conv_transpose2d_backward(grad_out, x, weight, *ctx.args, x.shape[2:],
+                                                 need_x, need_w, need_b)
         return gx, gw, gb, None, None, None, None, None
 
 

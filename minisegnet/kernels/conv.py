@@ -40,7 +40,7 @@ from .conv_plan import ConvPlan, band_input, conv_output_size, pairs, plan_for, 
 from .threads import num_threads, parallel_for, set_num_threads, side_by_side
 
 __all__ = ["conv2d_forward", "conv2d_grad_input", "conv2d_grad_weight", "conv2d_backward",
-           "backward_products",
+           "conv_transpose2d_backward", "backward_products",
            "conv_output_size", "ConvPlan", "num_threads", "set_num_threads", "parallel_over_batch"]
 
 parallel_over_batch = parallel_for      # the name earlier code and lectures use
@@ -178,6 +178,25 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
     if need_b and not need_w:
         gb = grad_out.sum(axis=(0, 2, 3))
     return gx, gw, gb
+
+
+def conv_transpose2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
+                              out_hw, need_x=True, need_w=True, need_b=False):
+    """``(grad_x, grad_weight, grad_bias)`` of ``y = conv_transpose2d(x, weight) + bias``.
+
+    conv_transpose2d is conv2d's grad-input product, so its gradients are conv2d's other
+    two products: grad x = conv2d forward of grad_out, grad weight = conv2d's grad-weight
+    product with x and grad_out in swapped roles (see :func:`backward_products`).
+    ``out_hw`` is x's (H, W): the size grad x must have.
+    """
+    xp = backend.array_module(grad_out, weight)
+    macs = x.shape[0] * x.shape[2] * x.shape[3] * weight.size
+    args = (stride, padding, dilation, groups)
+    gx, gw = backward_products(
+        xp, macs,
+        (lambda: conv2d_forward(grad_out, weight, None, *args, out_hw=out_hw)) if need_x else None,
+        (lambda: conv2d_grad_weight(x, grad_out, weight.shape, *args)[0]) if need_w else None)
+    return gx, gw, grad_out.sum(axis=(0, 2, 3)) if need_b else None
 
 
 #: Grad weight puts the images side by side along its products' contraction axis when

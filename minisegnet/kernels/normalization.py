@@ -42,12 +42,13 @@ def as_3d(x, axis):
     return x.reshape(a, x.shape[axis], b)
 
 
-def blocks(shape3, xp=np, at_least=1):
+def blocks(shape3, xp=np, at_least=1, block_elements=None):
     """Split an ``(A, C, B)`` array into blocks ``(slice over A, slice over B)`` of at most
-    :data:`BLOCK_ELEMENTS` elements each, and into ``at_least`` blocks when it is that
-    big (one block per thread); the whole array is one block on the GPU."""
+    ``block_elements`` (default :data:`BLOCK_ELEMENTS`) elements each, and into
+    ``at_least`` blocks when it is that big (one block per thread); the whole array is one
+    block on the GPU."""
     a, c, b = shape3
-    limit = min(BLOCK_ELEMENTS, -(-a * c * b // max(1, at_least)))
+    limit = min(block_elements or BLOCK_ELEMENTS, -(-a * c * b // max(1, at_least)))
     if xp is not np or a * c * b <= limit:
         return [(slice(0, a), slice(0, b))]
     per_row = c * b
@@ -58,17 +59,21 @@ def blocks(shape3, xp=np, at_least=1):
     return [(slice(i, i + 1), slice(j, min(j + step, b))) for i in range(a) for j in range(0, b, step)]
 
 
-def for_each_block(shape3, work, xp=np):
+def for_each_block(shape3, work, xp=np, block_elements=None, parallel_min=None):
     """Call ``work(rows, cols)`` for every block of :func:`blocks`; return the results in order.
 
-    Blocks of large CPU arrays are shared out among :func:`num_threads` threads (this
-    one included, so no thread sits idle waiting); ``work`` must write only its own block.
+    Blocks of arrays of at least ``parallel_min`` (default :data:`PARALLEL_MIN_ELEMENTS`)
+    elements are shared out among :func:`num_threads` threads (this one included, so no
+    thread sits idle waiting); ``work`` must write only its own block. An op with much
+    work per element (e.g. the GELU) passes a smaller block size and threshold.
     """
     size = shape3[0] * shape3[1] * shape3[2]
-    if xp is not np or (size < PARALLEL_MIN_ELEMENTS and size <= BLOCK_ELEMENTS):
+    block_elements = block_elements or BLOCK_ELEMENTS
+    parallel_min = parallel_min or PARALLEL_MIN_ELEMENTS
+    if xp is not np or (size < parallel_min and size <= block_elements):
         return [work(slice(0, shape3[0]), slice(0, shape3[2]))]          # one block, this thread
-    big = size >= PARALLEL_MIN_ELEMENTS
-    parts = blocks(shape3, xp, at_least=num_threads() if big else 1)
+    big = size >= parallel_min
+    parts = blocks(shape3, xp, at_least=num_threads() if big else 1, block_elements=block_elements)
     chunks = parallel_for(lambda a, b: [work(rows, cols) for rows, cols in parts[a:b]],
                           len(parts), xp, threads=None if big else 1)
     return [result for chunk in chunks for result in chunk]
