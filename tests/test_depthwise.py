@@ -202,3 +202,14 @@ def test_depthwise_layer_trains_like_torch(parity):
     (r * r).sum().backward()
     np.testing.assert_allclose(conv.weight.grad.numpy(), ref.weight.grad.numpy(), rtol=1e-10)
     np.testing.assert_allclose(conv.bias.grad.numpy(), ref.bias.grad.numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_gradcheck_through_conv2d(monkeypatch, stride):
+    """Central differences through F.conv2d with the direct kernel forced on a small map."""
+    from minisegnet.gradcheck import gradcheck
+    monkeypatch.setattr(D, "MIN_PIXELS", 0)
+    rng = np.random.default_rng(11)
+    x, w, b = (ms.tensor(rng.standard_normal(s), requires_grad=True)
+               for s in ((2, 3, 6, 5), (3, 1, 3, 3), (3,)))
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=1, groups=3), x, w, b)

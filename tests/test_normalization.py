@@ -185,6 +185,16 @@ def test_fused_batch_norm_relu_blocked_threaded_path_matches_torch(small_blocks,
                _bn_case(rng, shape, True))
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_batch_norm_relu_gradcheck(training, device):
+    rng = np.random.default_rng(12)
+    x = to_ms(rng.standard_normal((3, 2, 2, 2)) + 0.3, device)
+    w, b = to_ms(rng.standard_normal(2), device), to_ms(rng.standard_normal(2), device)
+    rm, rv = ms.tensor(rng.standard_normal(2), device=device), ms.tensor(rng.random(2) + 0.5, device=device)
+    assert ms.gradcheck(lambda x, w, b: F.batch_norm(x, rm, rv, w, b, training=training, momentum=0.0,
+                                                     relu=True), x, w, b)
+
+
 def test_fused_batch_norm_relu_by_hand():
     # one channel, values 1, 2, 3, 6: mean 3, std sqrt(3.5); below the mean -> 0
     x = ms.tensor(np.array([[1.0], [2.0], [3.0], [6.0]]), requires_grad=True)
