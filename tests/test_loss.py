@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 import minisegnet as ms
 import minisegnet.functional as F
 import minisegnet.nn as nn
+from minisegnet.kernels import blocks as B
 from minisegnet.kernels import normalization as K
 from conftest import requires_torch, torch, to_ms
 
@@ -18,8 +19,8 @@ SETTINGS = settings(max_examples=20, deadline=None,
 @pytest.fixture(params=["1", "2"], ids=["1thread", "2threads"])
 def small_blocks(monkeypatch, request):
     """Split even tiny arrays into many kernel blocks, so the blocked path is what is tested."""
-    monkeypatch.setattr(K, "BLOCK_ELEMENTS", 64)
-    monkeypatch.setattr(K, "PARALLEL_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(B, "BLOCK_ELEMENTS", 64)
+    monkeypatch.setattr(B, "PARALLEL_MIN_ELEMENTS", 1)
     monkeypatch.setenv("MINISEGNET_NUM_THREADS", request.param)
 
 

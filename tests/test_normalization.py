@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 import minisegnet as ms
 import minisegnet.functional as F
 import minisegnet.nn as nn
+from minisegnet.kernels import blocks as B
 from minisegnet.kernels import normalization as K
 from conftest import requires_torch, torch, to_ms
 
@@ -18,8 +19,8 @@ SETTINGS = settings(max_examples=20, deadline=None,
 def small_blocks(monkeypatch, request):
     """Make the kernels split even tiny arrays into many blocks (run in this thread, or
     shared with a worker thread), so that the blocked code path is what the test checks."""
-    monkeypatch.setattr(K, "BLOCK_ELEMENTS", 64)
-    monkeypatch.setattr(K, "PARALLEL_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(B, "BLOCK_ELEMENTS", 64)
+    monkeypatch.setattr(B, "PARALLEL_MIN_ELEMENTS", 1)
     monkeypatch.setenv("MINISEGNET_NUM_THREADS", request.param)
 
 
@@ -232,7 +233,7 @@ def test_batch_norm_float32_stays_float32():
 @pytest.mark.parametrize("blocked", [False, True])
 def test_batch_statistics_are_precise_in_float32_with_a_large_mean(blocked, monkeypatch):
     if blocked:
-        monkeypatch.setattr(K, "BLOCK_ELEMENTS", 256)
+        monkeypatch.setattr(B, "BLOCK_ELEMENTS", 256)
     x = (np.random.default_rng(9).standard_normal((8, 3, 20, 20)) * 0.01 + 1000.0).astype(np.float32)
     mean, var = K.batch_statistics(x.reshape(8, 3, -1))
     x64 = x.astype(np.float64)
@@ -422,10 +423,10 @@ def test_dropout_errors():
 
 def test_num_threads_reads_the_environment(monkeypatch):
     monkeypatch.setenv("MINISEGNET_NUM_THREADS", "3")
-    assert K.num_threads() == 3
+    assert B.num_threads() == 3                      # what the block kernels split over
     monkeypatch.setenv("MINISEGNET_NUM_THREADS", "zero")
     with pytest.raises(ValueError, match=r"MINISEGNET_NUM_THREADS must be a positive integer, got 'zero'"):
-        K.num_threads()
+        B.num_threads()
 
 
 @requires_torch

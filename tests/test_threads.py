@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import minisegnet as ms
+from minisegnet.kernels import blocks as block_kernels
 from minisegnet.kernels import conv as conv_kernels
 from minisegnet.kernels import normalization as norm_kernels
 from minisegnet.kernels import pooling as pool_kernels
@@ -256,7 +257,7 @@ def test_settings_environment_and_public_names(threads_set, monkeypatch):
     monkeypatch.setenv("MINISEGNET_NUM_THREADS", "3")
     assert T.num_threads() == 3 and ms.get_num_threads() == 3
     ms.set_num_threads(2)
-    assert T.num_threads() == conv_kernels.num_threads() == norm_kernels.num_threads() == 2
+    assert T.num_threads() == conv_kernels.num_threads() == block_kernels.num_threads() == 2
     ms.set_num_threads(None)
     assert T.num_threads() == 3
     monkeypatch.setenv("MINISEGNET_NUM_THREADS", "zero")

@@ -69,9 +69,9 @@ def test_layer_norm_by_hand_and_float32():
 def test_layer_norm_blocks_and_threads_match_pytorch(monkeypatch, threads, norm, affine):
     """Tokens split into many kernel blocks (shared among 1-3 threads) give PyTorch's
     output and every gradient, for one or two normalised dims and any affine parts."""
-    from minisegnet.kernels import normalization as N
-    monkeypatch.setattr(N, "BLOCK_ELEMENTS", 64)
-    monkeypatch.setattr(N, "PARALLEL_MIN_ELEMENTS", 1)
+    from minisegnet.kernels import blocks as B
+    monkeypatch.setattr(B, "BLOCK_ELEMENTS", 64)
+    monkeypatch.setattr(B, "PARALLEL_MIN_ELEMENTS", 1)
     monkeypatch.setenv("MINISEGNET_NUM_THREADS", threads)
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 7) + norm) * 2 + 5

@@ -14,6 +14,8 @@ need (nothing is imported here, so a kernel's cost is paid only by its users):
   (:mod:`.cuda_pooling`: its CuPy ``RawKernel``; :mod:`.cuda_sources`: every CUDA
   kernel's source beside its NumPy twin)
 * :mod:`.interpolation` – interpolation weights and indices for ``interpolate``
-* :mod:`.normalization` – batch norm, softmax and cross-entropy, block by block
+* :mod:`.blocks`        – how the element-wise and normalising kernels cut arrays into
+  cache-sized blocks and share them among the threads
+* :mod:`.normalization` – batch norm, layer norm, softmax and cross-entropy, block by block
 * :mod:`.gelu`          – the exact GELU and its slope (erf, and a one-formula Phi for float32)
 """

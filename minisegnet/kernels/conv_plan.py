@@ -44,8 +44,6 @@ and :func:`row_weights` (the matching W_i). The products themselves are in
 """
 import functools
 
-import numpy as np
-
 __all__ = ["conv_output_size", "pairs", "Band", "ConvPlan", "plan_for", "band_input", "row_weights"]
 
 MAX_PADDING_SHARE = 0.25   # a kernel column joins the stacked band if <= 25% of it is padding

@@ -21,16 +21,15 @@ NumPy has no ``erf``, so this module brings two ways to Phi:
   well over a hundred for the piecewise erf and its masks.
 
 Either way the work goes block by block (:data:`BLOCK`: every temporary is a block's size,
-not the array's), the blocks shared among the threads (the block machinery of
-:mod:`.normalization`, :func:`~.normalization.for_each_block`); on the GPU the whole
-array is one block.
+not the array's), the blocks shared among the threads (:func:`.blocks.for_each_block`); on the GPU the
+whole array is one block.
 """
 import math
 
 import numpy as np
 
 from .. import backend
-from .normalization import for_each_block
+from .blocks import for_each_block
 
 __all__ = ["erf", "gelu_forward", "gelu_backward", "fit_erfc_exponent"]
 
