@@ -18,4 +18,5 @@ need (nothing is imported here, so a kernel's cost is paid only by its users):
   cache-sized blocks and share them among the threads
 * :mod:`.normalization` – batch norm, layer norm, softmax and cross-entropy, block by block
 * :mod:`.gelu`          – the exact GELU and its slope (erf, and a one-formula Phi for float32)
+* :mod:`.relu`          – ReLU and per-channel sums in the layouts NumPy runs fastest
 """

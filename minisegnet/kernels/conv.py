@@ -37,6 +37,7 @@ import numpy as np
 from .. import backend
 from . import depthwise
 from .conv_plan import ConvPlan, band_input, conv_output_size, pairs, plan_for, row_weights
+from .relu import channel_sum
 from .threads import num_threads, parallel_for, set_num_threads, side_by_side
 
 __all__ = ["conv2d_forward", "conv2d_grad_input", "conv2d_grad_weight", "conv2d_backward",
@@ -166,7 +167,7 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
         (sh, sw), (pt, pl), (dh, dw) = pairs(stride, padding, dilation)
         gx, gw = depthwise.depthwise_backward(grad_out, x, weight, (sh, sw), (pt, pl), (dh, dw),
                                               need_x, need_w)
-        return gx, gw, grad_out.sum(axis=(0, 2, 3)) if need_b else None
+        return gx, gw, channel_sum(grad_out, (0, 2, 3)) if need_b else None
     macs = grad_out.shape[0] * grad_out.shape[2] * grad_out.shape[3] * weight.size
     args = (stride, padding, dilation, groups)
     gx, grads = backward_products(
@@ -176,7 +177,7 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
         if need_w else None)
     gw, gb = grads if need_w else (None, None)
     if need_b and not need_w:
-        gb = grad_out.sum(axis=(0, 2, 3))
+        gb = channel_sum(grad_out, (0, 2, 3))
     return gx, gw, gb
 
 
@@ -196,7 +197,7 @@ def conv_transpose2d_backward(grad_out, x, weight, stride, padding, dilation, gr
         xp, macs,
         (lambda: conv2d_forward(grad_out, weight, None, *args, out_hw=out_hw)) if need_x else None,
         (lambda: conv2d_grad_weight(x, grad_out, weight.shape, *args)[0]) if need_w else None)
-    return gx, gw, grad_out.sum(axis=(0, 2, 3)) if need_b else None
+    return gx, gw, channel_sum(grad_out, (0, 2, 3)) if need_b else None
 
 
 #: Grad weight puts the images side by side along its products' contraction axis when
@@ -437,5 +438,5 @@ def conv2d_grad_weight(grad_out, x, weight_shape, stride=1, padding=0, dilation=
     for t in range(1, len(parts)):
         gw += parts[t]
         parts[t] = None                          # free each partial sum once added
-    grad_b = gy.sum(axis=(0, 2, 3)) if need_bias else None
+    grad_b = channel_sum(gy, (0, 2, 3)) if need_bias else None
     return xp.ascontiguousarray(gw.transpose(1, 4, 3, 0, 2).reshape(O, Cg, kh, kw)), grad_b

@@ -23,6 +23,8 @@ import numpy as np
 from .. import backend
 # as_3d and blocks are used from here by the ops and tests
 from .blocks import as_3d, blocks, for_each_block  # noqa: F401
+from .relu import channel_sum
+from .relu import relu as relu_kernel
 
 
 # ---------------------------------------------------------------------- partial sums
@@ -43,10 +45,15 @@ def _col(v, dtype):
 def batch_statistics(x3):
     """Per-channel mean and biased variance of an ``(N, C, S)`` array, over N and S.
 
-    Each block computes its own mean and sum of squared deviations ``M2`` in two passes
-    while it is in the cache (the one-pass ``E[x^2] - E[x]^2`` loses all precision in
-    float32 when the mean is large); the blocks are then merged exactly (Chan et al.'s
-    parallel variance):
+    Each block computes its own mean and sum of squared deviations ``M2`` while it is in
+    the cache, by the *corrected two-pass* formula: with ``m`` the block's mean from a
+    first float32 sum and ``d = x - m``,
+
+        mean_b = m + sum(d) / n        M2_b = sum(d^2) - sum(d)^2 / n
+
+    The correction ``sum(d)`` removes the rounding error of ``m`` (the one-pass
+    ``E[x^2] - E[x]^2`` would lose all precision in float32 when the mean is large). The
+    blocks are then merged exactly (Chan et al.'s parallel variance):
 
         mean = sum_b n_b mean_b / n        M2 = sum_b (M2_b + n_b (mean_b - mean)^2)
 
@@ -57,12 +64,16 @@ def batch_statistics(x3):
     def moments(rows, cols):
         xb = x3[rows, :, cols]
         n = xb.shape[0] * xb.shape[2]
-        # NumPy sums pairwise (error ~ log n) along the contiguous S axis but one row after
-        # another across N: accumulate in float64 when rows are short, e.g. (N, C) inputs.
-        mean_b = xb.sum(axis=(0, 2), dtype=np.float64 if xb.shape[2] < 64 else None) / n
-        mean_b = mean_b.astype(np.float64)
-        centred = xb - _col(mean_b, xb.dtype)
-        return n, mean_b, xp.einsum("ncs,ncs->c", centred, centred).astype(np.float64)
+        if xb.shape[2] < 64:
+            # short rows, e.g. (N, C) inputs: NumPy's sum runs across N one row after
+            # another, so accumulate in float64 there
+            m = xb.sum(axis=(0, 2), dtype=np.float64) / n
+        else:
+            m = channel_sum(xb, (0, 2)).astype(np.float64) / n
+        d = xb - _col(m, xb.dtype)
+        s1 = channel_sum(d, (0, 2)).astype(np.float64)
+        s2 = xp.einsum("ncs,ncs->c", d, d).astype(np.float64)
+        return n, m + s1 / n, s2 - s1 * s1 / n
 
     parts = for_each_block(x3.shape, moments, xp)
     count = sum(n for n, _, _ in parts)
@@ -86,7 +97,7 @@ def scale_shift(x3, scale, shift, relu=False):
         xp.multiply(x3[rows, :, cols], scale, out=out)
         out += shift
         if relu:
-            xp.maximum(out, 0, out=out)
+            relu_kernel(out, out=out)
 
     for_each_block(x3.shape, work, xp)
     return y
@@ -107,7 +118,7 @@ def batch_norm_grad_sums(dy3, x3, mean, relu_out=None):
         if masked is not None:
             g = xp.multiply(g, relu_out[rows, :, cols] > 0, out=masked[rows, :, cols])
         centred = x3[rows, :, cols] - _col(mean, x3.dtype)
-        return g.sum(axis=(0, 2)), xp.einsum("ncs,ncs->c", g, centred)
+        return channel_sum(g, (0, 2)), xp.einsum("ncs,ncs->c", g, centred)
 
     parts = for_each_block(x3.shape, work, xp)
     sums = _channel_sum([p[0] for p in parts]), _channel_sum([p[1] for p in parts])
