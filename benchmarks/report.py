@@ -5,7 +5,8 @@
 
 A block is the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``; NAME is
 ``train`` (bench_train, every thread count), ``ops`` (bench_ops, every thread count) or
-``profile`` (profile_step, the top ops of each model), ``goals`` (issue 11's goals, from
+``profile`` (profile_step, the top ops of each model), ``layers`` (bench_layers: the
+convolutions where minisegnet loses most), ``goals`` (issue 11's goals, from
 bench_train and time_train), ``trainrun`` (time_train), ``grade`` (bench_grade), ``zoo`` (bench_zoo:
 mIoU over seeds per dataset and model) or ``sizes`` (zoo_sizes: parameters and MACs at 512x512). Numbers are only ever copied from
 the results files, with the machine's load when they were measured.
@@ -219,6 +220,35 @@ def sizes_table(results):
     return "\n".join(lines)
 
 
+def layers_table(results, top=6):
+    """bench_layers: per thread count and model, the ``top`` convolutions by milliseconds lost
+    to PyTorch (forward + backward), with each library's GFLOP/s, and all of them summed."""
+    runs = sorted((k for k in results if k.startswith("bench_layers_t")), key=_threads)
+    if not runs:
+        return "(no per-layer timings yet: run `python benchmarks/bench_layers.py`)"
+    lines = ["| threads | model | convolution (input, weight, stride, dilation) | minisegnet ms | PyTorch ms | "
+             "ratio | GFLOP/s minisegnet / PyTorch |", "|---|---|---|---|---|---|---|"]
+    notes = []
+    for name in runs:
+        data = results[name]
+        t = data["config"]["threads"]
+        for model in dict.fromkeys(r["model"] for r in data["rows"]):
+            rows = [r for r in data["rows"] if r["model"] == model]
+            for r in sorted(rows, key=lambda r: r["torch_s"] - r["minisegnet_s"])[:top]:
+                geo = (f"{'x'.join(map(str, r['x']))}, {'x'.join(map(str, r['w']))}, s{r['stride'][0]}, "
+                       f"d{r['dilation'][0]}" + (f", g{r['groups']}" if r["groups"] != 1 else ""))
+                lines.append(f"| {t} | {model} | {geo} | {1e3 * r['minisegnet_s']:.2f} | {1e3 * r['torch_s']:.2f} | "
+                             f"{r['minisegnet_s'] / r['torch_s']:.2f} | {2 * r['macs'] / r['minisegnet_s'] / 1e9:.0f} / "
+                             f"{2 * r['macs'] / r['torch_s'] / 1e9:.0f} |")
+            a, b = sum(r["minisegnet_s"] for r in rows), sum(r["torch_s"] for r in rows)
+            lines.append(f"| {t} | {model} | *all {len(rows)} convolutions* | {1e3 * a:.1f} | {1e3 * b:.1f} | "
+                         f"{a / b:.2f} | |")
+        c = data["config"]
+        notes.append(f"{t} thread(s): batch {c['batch']}, {c['size']}x{c['size']} input, median of {c['repeats']} "
+                     f"interleaved calls; {_when(data['machine'])}")
+    return "\n".join(lines + [""] + [f"- {n}" for n in notes])
+
+
 def grade_line(results):
     d = results.get("bench_grade")
     if not d:
@@ -230,7 +260,8 @@ def grade_line(results):
             f"{d['jobs']}` on {d['cpu_count']} cores{load}{when}: {d['per_file_s']:.2f} s per file.")
 
 
-BLOCKS = {"goals": train_goals, "grade": grade_line, "zoo": zoo_table, "sizes": sizes_table, "train": train_table, "ops": ops_table, "profile": profile_table, "trainrun": trainrun_table}
+BLOCKS = {"goals": train_goals, "grade": grade_line, "zoo": zoo_table, "sizes": sizes_table, "train": train_table, "ops": ops_table, "profile": profile_table, "trainrun": trainrun_table,
+          "layers": layers_table}
 
 
 def render(text, results):

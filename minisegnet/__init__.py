@@ -13,7 +13,6 @@ and FCN / PSPNet / DeepLab on top. The public names mirror PyTorch's::
 __version__ = "0.1.0"
 
 from . import blas_env  # noqa: F401  (first: before NumPy loads OpenBLAS)
-from . import allocator  # noqa: F401  (freed memory stays in the process: no page faults per step)
 from . import backend, cuda, random
 from .autograd import Function
 from .random import manual_seed

@@ -59,7 +59,7 @@ import warnings
 
 import numpy as np
 
-from . import backend, checkpoint, data, models
+from . import allocator, backend, checkpoint, data, models
 from . import optim
 from . import random as ms_random
 from .fileio import atomic_write, describe_os_error
@@ -733,6 +733,7 @@ class Trainer:
             self.resume(resume)
         if self.out is not None:
             self._prepare_out()
+        allocator.keep_freed_memory()        # each step reuses the last one's memory, unfaulted
         cfg = self.config
         self.model.train()
         # a diverging run is caught by the loss check with a clear message; NumPy's own

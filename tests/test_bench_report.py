@@ -83,3 +83,16 @@ def test_goals_block_reads_each_goal_off_the_results():
     assert "deeplabv3 1.80 / 1.67, fcn 1.50 / 2.00 (goal: at least PyTorch's; met for deeplabv3)" in out
     assert "peak memory at most 0.70x PyTorch's (goal: at most 1.0x; met)" in out   # fast_scnn is not a goal model
     assert "1 of 2 seeds reached val mIoU >= 0.85 within 120 s (seed 0: 120 s, 0.860, seed 1: 121 s, 0.900)" in out
+
+
+def test_layers_block_lists_the_biggest_losses_first_with_hand_computed_rates():
+    row = dict(model="fcn", w=(16, 3, 7, 7), stride=(2, 2), dilation=(1, 1), groups=1, bias=False)
+    results = {"bench_layers_t1": {"machine": MACHINE, "config": {"threads": 1, "batch": 8, "size": 128, "repeats": 7},
+                                   "rows": [dict(row, x=(8, 3, 128, 128), minisegnet_s=0.004, torch_s=0.002, macs=10**7),
+                                            dict(row, x=(8, 3, 64, 64), minisegnet_s=0.001, torch_s=0.002, macs=10**6)]}}
+    out = report.render("<!-- bench:layers -->\n<!-- /bench:layers -->", results)
+    lines = [ln for ln in out.splitlines() if ln.startswith("| 1 |")]
+    # lost 2 ms first, won 1 ms second; 2 * 1e7 / 0.004 s = 5 GFLOP/s, / 0.002 s = 10
+    assert lines[0] == "| 1 | fcn | 8x3x128x128, 16x3x7x7, s2, d1 | 4.00 | 2.00 | 2.00 | 5 / 10 |"
+    assert lines[1].startswith("| 1 | fcn | 8x3x64x64, 16x3x7x7, s2, d1 | 1.00 | 2.00 | 0.50 |")
+    assert lines[2] == "| 1 | fcn | *all 2 convolutions* | 5.0 | 4.0 | 1.25 | |"
