@@ -471,3 +471,46 @@ def test_bilinear_init_upsamples_like_interpolate(grouped):
     assert y.shape == ref.shape == (2, C, 12, 10)
     # the borders differ: interpolate repeats the edge pixel, the transposed conv sees zeros
     np.testing.assert_allclose(y[:, :, 1:-1, 1:-1], ref[:, :, 1:-1, 1:-1], rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------ thin products in pieces
+@pytest.mark.parametrize("a_shape,b_shape,pieces", [
+    ((1, 16, 21), (4, 1, 21, 4096), 2),          # a stem's forward: pieces of columns
+    ((4, 1, 21, 4096), (4, 1, 4096, 16), 2),     # its grad weight: pieces of the contraction
+    ((16, 9), (9, 10000), 2),                    # plain 2-d
+    ((64, 96), (96, 256), 1),                    # small enough: one product
+    ((128, 384), (384, 2048), 1),                # not thin: one product
+])
+def test_thin_products_run_in_pieces_and_give_the_same_numbers(monkeypatch, a_shape, b_shape, pieces):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    b = rng.standard_normal(b_shape).astype(np.float32)
+    expected = np.matmul(a.astype(np.float64), b.astype(np.float64))       # the oracle, in float64
+    calls = []
+    matmul = np.matmul
+    monkeypatch.setattr(np, "matmul", lambda *args, **kw: calls.append(1) or matmul(*args, **kw))
+    got = K._product(np, a, b)
+    assert len(calls) == pieces
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    out = np.full(expected.shape, np.nan, dtype=np.float32)                 # into a given array too
+    assert K._product(np, a, b, out=out) is out
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+@requires_torch
+def test_a_stem_convolution_through_the_pieces_matches_torch():
+    """The 7x7 stride-2 stem with 3 input channels at 128x128, whose products are split."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 128, 128))
+    w = rng.standard_normal((16, 3, 7, 7)) / 12
+    gy = rng.standard_normal((2, 16, 64, 64))
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, wt, stride=2, padding=3)
+    yt.backward(torch.tensor(gy))
+    x32, w32, gy32 = (v.astype(np.float32) for v in (x, w, gy))
+    y = K.conv2d_forward(x32, w32, None, 2, 3, 1, 1)
+    gx, gw, _ = K.conv2d_backward(gy32, x32, w32, 2, 3, 1, 1)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-4, atol=1e-2)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-4, atol=1e-4)
