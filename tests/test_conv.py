@@ -478,6 +478,7 @@ def test_bilinear_init_upsamples_like_interpolate(grouped):
     ((1, 16, 21), (4, 1, 21, 4096), 2),          # a stem's forward: pieces of columns
     ((4, 1, 21, 4096), (4, 1, 4096, 16), 2),     # its grad weight: pieces of the contraction
     ((16, 9), (9, 10000), 2),                    # plain 2-d
+    ((32, 96), (96, 1024), 4),                   # 32 x 96 = 3072: still thin, pieces of 325 columns
     ((64, 96), (96, 256), 1),                    # small enough: one product
     ((128, 384), (384, 2048), 1),                # not thin: one product
 ])

@@ -71,7 +71,7 @@ class _Scratch:
 #: its long output axis, or along a long contraction (the pieces then added up).
 SMALL_PRODUCT_MACS = 1_000_000
 #: A product is *thin* when the two axes that are not split have at most this many entries.
-THIN_PRODUCT = 1024
+THIN_PRODUCT = 3072
 #: Pieces are never shorter than this (a short piece loses more to the call than it gains).
 MIN_PIECE = 256
 
