@@ -14,6 +14,7 @@ The default device is ``'cpu'`` unless the environment variable ``MINISEGNET_DEV
 says otherwise (``MINISEGNET_DEVICE=cuda``).
 """
 import os
+import sys
 
 import numpy as np
 
@@ -155,6 +156,27 @@ def owns_writable_memory(array):
     """
     flags = array.flags
     return bool(flags.owndata) and (is_cupy_array(array) or bool(flags.writeable))
+
+
+def sole_view_of_fresh_array(array):
+    """True when ``array`` is a NumPy view that spans all of its base array's memory and
+    nothing else refers to that base: typically ``fresh.reshape(shape)`` returned by a
+    backward, where ``fresh`` was made inside it. Such a view may be kept as a leaf's
+    ``.grad`` without a copy, as if it owned its memory.
+
+    Every other reference to the memory -- the base itself held somewhere (a saved array,
+    the caller's seed gradient), another view of it -- holds a reference to the base
+    (NumPy collapses ``base`` chains to the array that owns the memory), which the
+    reference count shows.
+    """
+    base = getattr(array, "base", None)
+    if type(array) is not np.ndarray or type(base) is not np.ndarray:
+        return False
+    if not (base.flags.owndata and base.flags.writeable and array.flags.writeable
+            and array.flags.c_contiguous and array.nbytes == base.nbytes):
+        return False
+    # the references counted: ``array.base``, the name ``base`` here, getrefcount's argument
+    return sys.getrefcount(base) <= 3
 
 
 def to_numpy(array):

@@ -324,8 +324,10 @@ def run_backward(root, seed, retain_graph=False):
                 g = g.astype(inp.dtype, copy=False)
                 if inp.grad is None:
                     # A leaf's .grad must be its own writable array: copy views (broadcasts,
-                    # reshapes) and arrays already given to another leaf; keep fresh ones.
-                    if id(g) in handed_out or not backend.owns_writable_memory(g):
+                    # slices) and arrays already given to another leaf; keep fresh ones, and
+                    # reshapes of fresh ones that nothing else sees.
+                    if id(g) in handed_out or not (backend.owns_writable_memory(g)
+                                                   or backend.sole_view_of_fresh_array(g)):
                         g = g.copy()
                     handed_out.add(id(g))
                     inp.grad = Tensor(g)

@@ -189,3 +189,60 @@ def test_leaf_gradients_never_share_memory():
     a.grad.data[0] = 100.0
     assert b.grad.numpy().tolist() == [1.0, 1.0]
     assert c.grad.item() == 2.0 and c.grad.data.flags.writeable
+
+
+class _ReshapeOfFresh(ms.Function):
+    """Identity whose backward returns a reshaped view of an array it has just made."""
+    made = []
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        import weakref
+        fresh = np.empty(grad_out.size)                  # owns its memory
+        fresh[:] = grad_out.reshape(-1)
+        _ReshapeOfFresh.made.append(weakref.ref(fresh))
+        return fresh.reshape(ctx.shape)                  # a view of it
+
+
+def test_a_reshape_of_a_fresh_gradient_becomes_the_leaf_grad_without_a_copy():
+    x = ms.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    _ReshapeOfFresh.made.clear()
+    _ReshapeOfFresh.apply(x).backward(ms.tensor(np.full((2, 3), 2.0)))
+    assert x.grad.numpy().tolist() == [[2.0] * 3] * 2
+    assert x.grad.data.base is _ReshapeOfFresh.made[0]()        # kept, not copied
+
+
+def test_leaf_gradients_that_are_views_of_shared_arrays_are_copied():
+    """The caller's seed, an array a node saved, or one upstream gradient handed to two
+    leaves (one of them through a reshape) must never become a leaf's .grad memory."""
+    seed = np.ones((2, 3))
+    a = ms.tensor(np.zeros(6), requires_grad=True)
+    a.reshape(2, 3).backward(seed)        # Reshape's backward: seed.reshape(6)
+    assert not np.shares_memory(a.grad.data, seed)
+
+    x = ms.tensor(np.zeros(6), requires_grad=True)
+    y = ms.tensor(np.zeros((2, 3)), requires_grad=True)
+    (x.reshape(2, 3) + y).sum().backward()                     # Add hands one array to both
+    assert not np.shares_memory(x.grad.data, y.grad.data)
+    x.grad.data[0] = 7.0
+    assert y.grad.numpy().tolist() == [[1.0] * 3] * 2
+
+    class ReshapeSaved(ms.Function):
+        @staticmethod
+        def forward(ctx, v):
+            ctx.saved = np.full(v.shape[0], 3.0)
+            return v.copy()
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            return ctx.saved.reshape(grad_out.shape)       # a view of a saved array
+    v = ms.tensor(np.zeros(4), requires_grad=True)
+    out = ReshapeSaved.apply(v)
+    node_saved = out._node.ctx.saved
+    out.backward(np.ones(4), retain_graph=True)
+    assert not np.shares_memory(v.grad.data, node_saved)

@@ -271,3 +271,20 @@ def test_settings_environment_and_public_names(threads_set, monkeypatch):
 def test_chunk_bounds_cover_the_range():
     assert T.chunk_bounds(7, 3) == [0, 2, 4, 7]
     assert T.chunk_bounds(2, 2) == [0, 1, 2]
+
+
+def test_workers_let_go_of_a_section_once_it_has_run(threads_set):
+    """A worker must not keep the last chunk's function (and, through its closure, the
+    kernel's arrays) alive until the next parallel section."""
+    import gc
+    import weakref
+    threads_set(2)
+
+    class Buffer:
+        pass
+    held = Buffer()
+    ref = weakref.ref(held)
+    T.parallel_for(lambda a, b, h=held: b - a, 4)
+    del held
+    gc.collect()
+    assert ref() is None

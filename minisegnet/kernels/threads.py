@@ -119,7 +119,9 @@ class _Worker:
                 self.outcome = (True, _run_chunk(fn, start, stop))
             except BaseException as error:      # re-raised in the calling thread
                 self.outcome = (False, error)
-            self.task = None
+            # drop the chunk's function now, not at the next task: it may hold arrays
+            # (a kernel's output through its closure) that should be freed or handed on
+            self.task = fn = None
             self.done.release()
 
     def start(self, fn, start, stop):
