@@ -50,7 +50,11 @@ class Resize(Function):
             index = kernels.nearest_indices if mode == "nearest" else kernels.nearest_exact_indices
             rows = kernels.cached_matrix(index, (h, oh, scales[0]), x, "int64")
             cols = kernels.cached_matrix(index, (w, ow, scales[1]), x, "int64")
-            return x[:, :, rows[:, None], cols[None, :]]      # a gather: out[i, j] = x[rows[i], cols[j]]
+            # a gather, out[i, j] = x[rows[i], cols[j]], one axis at a time (whole rows are
+            # copied at once along axis 2; the columns' element gather gets the fewer rows)
+            if oh < h:
+                return x.take(rows, axis=2).take(cols, axis=3)
+            return x.take(cols, axis=3).take(rows, axis=2)
         return kernels.separable_apply(x, *ctx.matrices)
 
     @staticmethod
