@@ -282,9 +282,8 @@ def softmax_backward(y3, g3, log=False):
             xp.exp(yb, out=out)
             out *= gb.sum(axis=1, keepdims=True)
             xp.subtract(gb, out, out=out)
-        else:
-            xp.multiply(gb, yb, out=out)
-            xp.subtract(gb, out.sum(axis=1, keepdims=True), out=out)
+        else:       # sum(g * y) as one dot per pixel: no product array written and re-read
+            xp.subtract(gb, xp.einsum("acb,acb->ab", gb, yb)[:, None, :], out=out)
             out *= yb
 
     for_each_block(y3.shape, work, xp)
