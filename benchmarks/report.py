@@ -33,15 +33,19 @@ def _threads(name):
     return int(name.rsplit("_t", 1)[1]) if "_t" in name and name.rsplit("_t", 1)[1].isdigit() else 0
 
 
+def _by_threads(results, prefix):
+    """The results files ``<prefix><N>`` (e.g. ``bench_ops_t2``), fewest threads first."""
+    return [results[k] for k in sorted((k for k in results if k.startswith(prefix)), key=_threads)]
+
+
 def train_table(results):
-    runs = sorted((k for k in results if k.startswith("bench_train_t")), key=_threads)
+    runs = _by_threads(results, "bench_train_t")
     if not runs:
         return "(no bench_train results yet: run `python benchmarks/bench_train.py --threads N`)"
     lines = ["| threads | model | minisegnet s/step | PyTorch s/step | time ratio | CPU-time ratio | "
              "peak memory ratio (MB ms / torch) |", "|---|---|---|---|---|---|---|"]
     notes = []
-    for name in runs:
-        data = results[name]
+    for data in runs:
         t = data["config"]["threads"]
         for r in data["rows"]:
             mem = (f"{r['memory_ratio']:.2f} ({r['minisegnet_peak_bytes'] / 2**20:.0f} / "
@@ -100,12 +104,11 @@ def train_goals(results):
 
 
 def ops_table(results):
-    runs = sorted((k for k in results if k.startswith("bench_ops_t")), key=_threads)
+    runs = _by_threads(results, "bench_ops_t")
     if not runs:
         return "(no bench_ops results yet: run `python benchmarks/bench_ops.py --threads N`)"
     out = []
-    for name in runs:
-        data = results[name]
+    for data in runs:
         c = data["config"]
         out.append(f"{c['threads']} thread(s), {c['stat']} of {c['rounds']}x{c['block']} interleaved calls"
                    f"{' (--quick: batch 2)' if c.get('quick') else ''}; {_when(data['machine'])}:")
@@ -119,12 +122,11 @@ def ops_table(results):
 
 
 def profile_table(results, top=8):
-    runs = sorted((k for k in results if k.startswith("profile_t")), key=_threads)
+    runs = _by_threads(results, "profile_t")
     if not runs:
         return "(no profile yet: run `python benchmarks/profile_step.py --threads N --json`)"
     out = []
-    for name in runs:
-        data = results[name]
+    for data in runs:
         out.append(f"{data['threads']} thread(s); {_when(data['machine'])}:")
         out.append("")
         out += ["| model | op | pass | ms per step | share of step | cores busy |", "|---|---|---|---|---|---|"]
@@ -223,14 +225,13 @@ def sizes_table(results):
 def layers_table(results, top=6):
     """bench_layers: per thread count and model, the ``top`` convolutions by milliseconds lost
     to PyTorch (forward + backward), with each library's GFLOP/s, and all of them summed."""
-    runs = sorted((k for k in results if k.startswith("bench_layers_t")), key=_threads)
+    runs = _by_threads(results, "bench_layers_t")
     if not runs:
         return "(no per-layer timings yet: run `python benchmarks/bench_layers.py`)"
     lines = ["| threads | model | convolution (input, weight, stride, dilation) | minisegnet ms | PyTorch ms | "
              "ratio | GFLOP/s minisegnet / PyTorch |", "|---|---|---|---|---|---|---|"]
     notes = []
-    for name in runs:
-        data = results[name]
+    for data in runs:
         t = data["config"]["threads"]
         for model in dict.fromkeys(r["model"] for r in data["rows"]):
             rows = [r for r in data["rows"] if r["model"] == model]
