@@ -38,24 +38,34 @@ def _by_threads(results, prefix):
     return [results[k] for k in sorted((k for k in results if k.startswith(prefix)), key=_threads)]
 
 
+def _thread_table(runs, header, rows_of, setup_of):
+    """A table with a block of rows per results file (``rows_of(data, threads)``), then one
+    note per file: its thread count, ``setup_of(config)`` and when it was measured."""
+    lines, notes = list(header), []
+    for data in runs:
+        t = data["config"]["threads"]
+        lines += rows_of(data, t)
+        notes.append(f"{t} thread(s): {setup_of(data['config'])}; {_when(data['machine'])}")
+    return "\n".join(lines + [""] + [f"- {n}" for n in notes])
+
+
 def train_table(results):
     runs = _by_threads(results, "bench_train_t")
     if not runs:
         return "(no bench_train results yet: run `python benchmarks/bench_train.py --threads N`)"
-    lines = ["| threads | model | minisegnet s/step | PyTorch s/step | time ratio | CPU-time ratio | "
-             "peak memory ratio (MB ms / torch) |", "|---|---|---|---|---|---|---|"]
-    notes = []
-    for data in runs:
-        t = data["config"]["threads"]
+
+    def rows_of(data, t):
+        lines = []
         for r in data["rows"]:
             mem = (f"{r['memory_ratio']:.2f} ({r['minisegnet_peak_bytes'] / 2**20:.0f} / "
                    f"{r['torch_peak_bytes'] / 2**20:.0f})" if "memory_ratio" in r else "-")
             lines.append(f"| {t} | {r['model']} | {r['minisegnet_s']:.3f} | {r['torch_s']:.3f} | "
                          f"{r['ratio']:.2f} | {r.get('cpu_ratio', float('nan')):.2f} | {mem} |")
-        c = data["config"]
-        notes.append(f"{t} thread(s): {c['batch']}x3x{c['size']}x{c['size']}, median of {c['repeats']} "
-                     f"interleaved steps; {_when(data['machine'])}")
-    return "\n".join(lines + [""] + [f"- {n}" for n in notes])
+        return lines
+    return _thread_table(runs, ["| threads | model | minisegnet s/step | PyTorch s/step | time ratio | "
+                                "CPU-time ratio | peak memory ratio (MB ms / torch) |", "|---|---|---|---|---|---|---|"],
+                         rows_of, lambda c: f"{c['batch']}x3x{c['size']}x{c['size']}, median of {c['repeats']} "
+                                            f"interleaved steps")
 
 
 #: Issue 11's training-step goals: these models' step time at most 1.0x PyTorch's at every
@@ -228,11 +238,9 @@ def layers_table(results, top=6):
     runs = _by_threads(results, "bench_layers_t")
     if not runs:
         return "(no per-layer timings yet: run `python benchmarks/bench_layers.py`)"
-    lines = ["| threads | model | convolution (input, weight, stride, dilation) | minisegnet ms | PyTorch ms | "
-             "ratio | GFLOP/s minisegnet / PyTorch |", "|---|---|---|---|---|---|---|"]
-    notes = []
-    for data in runs:
-        t = data["config"]["threads"]
+
+    def rows_of(data, t):
+        lines = []
         for model in dict.fromkeys(r["model"] for r in data["rows"]):
             rows = [r for r in data["rows"] if r["model"] == model]
             for r in sorted(rows, key=lambda r: r["torch_s"] - r["minisegnet_s"])[:top]:
@@ -244,10 +252,11 @@ def layers_table(results, top=6):
             a, b = sum(r["minisegnet_s"] for r in rows), sum(r["torch_s"] for r in rows)
             lines.append(f"| {t} | {model} | *all {len(rows)} convolutions* | {1e3 * a:.1f} | {1e3 * b:.1f} | "
                          f"{a / b:.2f} | |")
-        c = data["config"]
-        notes.append(f"{t} thread(s): batch {c['batch']}, {c['size']}x{c['size']} input, median of {c['repeats']} "
-                     f"interleaved calls; {_when(data['machine'])}")
-    return "\n".join(lines + [""] + [f"- {n}" for n in notes])
+        return lines
+    return _thread_table(runs, ["| threads | model | convolution (input, weight, stride, dilation) | minisegnet ms | "
+                                "PyTorch ms | ratio | GFLOP/s minisegnet / PyTorch |", "|---|---|---|---|---|---|---|"],
+                         rows_of, lambda c: f"batch {c['batch']}, {c['size']}x{c['size']} input, median of "
+                                            f"{c['repeats']} interleaved calls")
 
 
 def grade_line(results):
