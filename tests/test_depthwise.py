@@ -1,7 +1,8 @@
-"""The direct depthwise convolution kernel (minisegnet.kernels.depthwise): forward, grad
-input and grad weight against PyTorch (float64) over strides, dilations, paddings and
-kernel sizes; against the textbook reference conv over random geometries; through
-F.conv2d (which picks it for large maps); split over 1, 2 and 3 threads."""
+"""The direct depthwise convolution kernels (minisegnet.kernels.depthwise), both layouts
+(flat padded lines for large maps, channels-last for small maps of many channels):
+forward, grad input and grad weight against PyTorch (float64) over strides, dilations,
+paddings and kernel sizes; against the textbook reference conv over random geometries;
+through F.conv2d (which picks them by size); split over 1, 2 and 3 threads."""
 import threading
 
 import numpy as np
@@ -59,10 +60,22 @@ def _torch_grads(x, w, b, stride, pad, dil, out_hw, g):
     return y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy(), out_hw
 
 
+@pytest.fixture(params=["flat", "channels_last"])
+def layout(request, monkeypatch):
+    """Run the test with each of the two layouts forced, whatever the sizes."""
+    if request.param == "channels_last":
+        monkeypatch.setattr(D, "MIN_PIXELS", 10 ** 9)
+        monkeypatch.setattr(D, "SMALL_MAP_PIXELS", 10 ** 9)
+        monkeypatch.setattr(D, "SMALL_MAP_CHANNELS", 0)
+    else:
+        monkeypatch.setattr(D, "SMALL_MAP_CHANNELS", 10 ** 9)
+    return request.param
+
+
 @requires_torch
 @pytest.mark.parametrize("xs, k, stride, pad, dil, out_hw", CASES)
 @pytest.mark.parametrize("bias", [False, True])
-def test_kernel_matches_torch(xs, k, stride, pad, dil, out_hw, bias):
+def test_kernel_matches_torch(layout, xs, k, stride, pad, dil, out_hw, bias):
     rng = np.random.default_rng(sum(xs) + sum(k))
     x, w = rng.standard_normal(xs), rng.standard_normal((xs[1], 1) + k)
     b = rng.standard_normal(xs[1]) if bias else None
@@ -81,9 +94,10 @@ def test_kernel_matches_torch(xs, k, stride, pad, dil, out_hw, bias):
     np.testing.assert_allclose(only_w, gw_ref, rtol=1e-10, atol=1e-12)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_kernel_matches_the_reference_conv_over_random_geometries(data):
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_kernel_matches_the_reference_conv_over_random_geometries(layout, data):
     """The second oracle: the textbook conv2d (pad, strided view, one product), and its
     adjoint by the dot-product test <conv(x), g> = <x, grad_x(g)> = <w, grad_w(g)>."""
     n, c = data.draw(st.integers(1, 3)), data.draw(st.integers(2, 5))
@@ -210,6 +224,67 @@ def test_gradcheck_through_conv2d(monkeypatch, stride):
     from minisegnet.gradcheck import gradcheck
     monkeypatch.setattr(D, "MIN_PIXELS", 0)
     rng = np.random.default_rng(11)
+    x, w, b = (ms.tensor(rng.standard_normal(s), requires_grad=True)
+               for s in ((2, 3, 6, 5), (3, 1, 3, 3), (3,)))
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=1, groups=3), x, w, b)
+
+
+@requires_torch
+@pytest.mark.parametrize("shape, stride, picked", [
+    ((2, 128, 8, 8), 1, "channels_last"), ((2, 256, 4, 4), 1, "channels_last"),
+    ((2, 160, 8, 8), 2, "channels_last"), ((2, 128, 16, 16), 2, None), ((2, 64, 8, 8), 1, None),
+    ((2, 8, 32, 32), 1, "flat")])
+def test_conv2d_picks_a_layout_by_size_and_matches_torch(parity, monkeypatch, shape, stride, picked):
+    """Small maps of many channels go channels-last, large maps to the flat lines, the
+    rest to the grouped products; F.conv2d matches PyTorch on each."""
+    calls = []
+    for name in ("_channels_last_forward", "_channels_last_backward", "_Layout"):
+        real = getattr(D, name)
+        monkeypatch.setattr(D, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    c = shape[1]
+    x, w, b = (np.random.default_rng(2).standard_normal(s) for s in (shape, (c, 1, 3, 3), (c,)))
+    check_parity(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=1, groups=c),
+                 lambda x, w, b: TF.conv2d(x, w, b, stride=stride, padding=1, groups=c), [x, w, b],
+                 rtol=1e-10, atol=1e-10)
+    expected = {"channels_last": ["_channels_last_forward", "_channels_last_backward"],
+                "flat": ["_Layout", "_Layout"], None: []}[picked]
+    assert calls == expected
+
+
+@requires_torch
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_channels_last_splits_the_images_over_n_threads(monkeypatch, n):
+    seen, run_chunk = [], T._run_chunk
+
+    def recording(fn, start, stop):
+        seen.append((threading.get_ident(), start, stop))
+        return run_chunk(fn, start, stop)
+    monkeypatch.setattr(T, "_run_chunk", recording)
+    monkeypatch.setattr(D, "PARALLEL_MIN_ELEMENTS", 1)
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal((5, 130, 6, 5)), rng.standard_normal((130, 1, 3, 3)), rng.standard_normal(130)
+    g = rng.standard_normal((5, 130, 6, 5))
+    y_ref, gx_ref, gw_ref, _ = _torch_grads(x, w, b, (1, 1), (1, 1), (1, 1), None, g)
+    try:
+        T.set_num_threads(n)
+        y = D.depthwise_forward(x, w, b, (1, 1), (1, 1), (1, 1), (6, 5))
+        gx, gw = D.depthwise_backward(g, x, w, (1, 1), (1, 1), (1, 1))
+    finally:
+        T.set_num_threads(None)
+    if n == 1:
+        assert seen == []
+    else:
+        assert len(seen) == 2 * n and len({ident for ident, _, _ in seen}) >= 2
+    for got, ref in ((y, y_ref), (gx, gx_ref), (gw, gw_ref)):
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_gradcheck_through_conv2d_channels_last(monkeypatch, stride):
+    """Central differences through F.conv2d with the channels-last kernel forced."""
+    from minisegnet.gradcheck import gradcheck
+    monkeypatch.setattr(D, "SMALL_MAP_CHANNELS", 0)
+    rng = np.random.default_rng(12)
     x, w, b = (ms.tensor(rng.standard_normal(s), requires_grad=True)
                for s in ((2, 3, 6, 5), (3, 1, 3, 3), (3,)))
     assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=1, groups=3), x, w, b)

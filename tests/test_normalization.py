@@ -241,6 +241,16 @@ def test_batch_statistics_are_precise_in_float32_with_a_large_mean(blocked, monk
     np.testing.assert_allclose(var, x64.var(axis=(0, 2, 3)), rtol=1e-3)
 
 
+@pytest.mark.parametrize("shape", [(512, 3, 1, 1), (64, 5, 4, 4), (16, 4, 7, 9)])
+def test_batch_statistics_of_short_rows_are_precise(shape):
+    """(N, C) inputs and 4x4 / 7x9 maps take the short-row sums: same precision."""
+    x = (np.random.default_rng(10).standard_normal(shape) * 0.01 + 1000.0).astype(np.float32)
+    mean, var = K.batch_statistics(x.reshape(shape[0], shape[1], -1))
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 2, 3)), rtol=1e-6)   # a few float32 ulps
+    np.testing.assert_allclose(var, x64.var(axis=(0, 2, 3)), rtol=1e-3)
+
+
 def test_batch_norm_errors():
     x = ms.randn(2, 3, 4, 4)
     with pytest.raises(ValueError, match=r"more than 1 value per channel.*batch of 2 or more.*eval\(\)"):

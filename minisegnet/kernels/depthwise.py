@@ -36,8 +36,19 @@ with dy laid out like the output and zeros in its dropped places.
 The channels are independent, so the work goes in blocks of channels (all images of
 each, ~2 MB: few NumPy calls, each over a long line) shared out among the threads
 (:func:`minisegnet.kernels.threads.parallel_for`). Where it pays: on maps of 32x32 and
-more; smaller ones keep the grouped products of :mod:`minisegnet.kernels.conv` -- see
-:func:`worth_it` and ``benchmarks/README.md``.
+more.
+
+**Small maps, channels last.** On an 8x8 or 4x4 map the padding is a large share of the
+flat lines (36 padded pixels hold a 4x4 image), but there are many channels (384-1024 in
+the real-time and transformer models). There the images are turned channels-last,
+(N, H, W, C), and each tap is one NumPy call over the rectangle of output pixels whose
+source pixel lies inside the image:
+
+    y[:, oy, ox, :] += w[:, t] * x[:, iy, ix, :]      (oy, ox, iy, ix: slices, strided by s)
+
+No padding is stored, and every inner loop runs along the C contiguous channels. The
+maps in between keep the grouped products of :mod:`minisegnet.kernels.conv` -- see
+:func:`worth_it`, :func:`layout` and ``benchmarks/README.md``.
 """
 import numpy as np
 
@@ -56,13 +67,34 @@ BLOCK_ELEMENTS = 1 << 19
 MIN_PIXELS = 32 * 32
 
 
+#: Input and output maps of at most this many pixels, with at least
+#: :data:`SMALL_MAP_CHANNELS` channels, run channels-last (:func:`layout`). Measured
+#: forward + backward against the grouped products, batch 8, 1 / 2 threads: 4x4 maps of
+#: 256-1024 channels 1.1-4.2 -> 0.4-1.4 ms, 8x8 of 384-640 2.6-4.7 -> 2.3-3.9 ms, 8x8 to
+#: 4x4 at stride 2 2.2-2.3 -> 1.0 ms, 8x8 of 64-128 even; 16x16 of 128 2.2 -> 4.0 ms
+#: (slower: the per-pixel inner loops), 16x16 to 8x8 at stride 2 4.5-6.0 -> 4.1-5.5 ms.
+SMALL_MAP_PIXELS = 64
+SMALL_MAP_CHANNELS = 128
+
+
+def layout(in_hw, out_hw, channels):
+    """Which direct kernel suits a depthwise convolution: ``'flat'`` (padded lines, large
+    maps), ``'channels_last'`` (small maps of many channels) or None (neither beats the
+    grouped products)."""
+    if out_hw[0] * out_hw[1] >= MIN_PIXELS:
+        return "flat"
+    if max(in_hw[0] * in_hw[1], out_hw[0] * out_hw[1]) <= SMALL_MAP_PIXELS and channels >= SMALL_MAP_CHANNELS:
+        return "channels_last"
+    return None
+
+
 def worth_it(xp, x_shape, weight_shape, groups, out_hw):
     """Whether a conv2d of these shapes is depthwise (one output channel per input
-    channel) and large enough for this kernel to beat the grouped products (CPU only:
-    on the GPU one batched product over all channels is already fast)."""
+    channel) and of a size where one of this module's kernels beats the grouped products
+    (CPU only: on the GPU one batched product over all channels is already fast)."""
     C, O, Cg = x_shape[1], weight_shape[0], weight_shape[1]
     return (xp is np and groups == C == O and Cg == 1 and C > 1
-            and out_hw[0] * out_hw[1] >= MIN_PIXELS)
+            and layout(x_shape[2:], out_hw, C) is not None)
 
 
 
@@ -138,6 +170,8 @@ def depthwise_forward(x, weight, bias, stride, padding, dilation, out_hw):
     pairs; out_hw (Ho, Wo). Returns y (N, C, Ho, Wo).
     """
     N, C, H, W = x.shape
+    if layout((H, W), out_hw, C) == "channels_last":
+        return _channels_last_forward(x, weight, bias, stride, padding, dilation, out_hw)
     lay = _Layout(N, (H, W), out_hw, weight.shape[2:], stride, padding, dilation)
     w = weight.reshape(C, -1)
     y = np.empty((N, C) + tuple(out_hw), dtype=x.dtype)
@@ -173,6 +207,8 @@ def depthwise_backward(grad_out, x, weight, stride, padding, dilation, need_x=Tr
     N, C, H, W = x.shape
     Ho, Wo = grad_out.shape[2:]
     kh, kw = weight.shape[2:]
+    if layout((H, W), (Ho, Wo), C) == "channels_last":
+        return _channels_last_backward(grad_out, x, weight, stride, padding, dilation, need_x, need_w)
     lay = _Layout(N, (H, W), (Ho, Wo), (kh, kw), stride, padding, dilation)
     w = weight.reshape(C, -1)
     gx = np.empty(x.shape, dtype=x.dtype) if need_x else None
@@ -203,3 +239,88 @@ def depthwise_backward(grad_out, x, weight, stride, padding, dilation, need_x=Tr
 
     parallel_for(work, len(blocks))
     return gx, None if gw is None else gw.T.reshape(C, 1, kh, kw).copy()
+
+
+# ---------------------------------------------------------------------- small maps, channels last
+def _tap_rectangles(in_hw, out_hw, kernel, stride, padding, dilation):
+    """Per tap t = i*kw + j whose source lies in the image for some output pixel:
+    ``(t, oy, ox, iy, ix)``, the slices of output rows/columns and of the input rows/columns
+    (strided by the stride) they read. Output pixel o reads input ``s*o + i*d - p``."""
+    rects = []
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            pair = []
+            for n_in, n_out, s, off in ((in_hw[0], out_hw[0], stride[0], i * dilation[0] - padding[0]),
+                                        (in_hw[1], out_hw[1], stride[1], j * dilation[1] - padding[1])):
+                o0 = max(0, -(off // s))                     # first o with s*o + off >= 0
+                o1 = min(n_out, (n_in - 1 - off) // s + 1)   # past the last o with s*o + off < n_in
+                if o1 <= o0:
+                    break
+                pair.append((slice(o0, o1), slice(s * o0 + off, s * (o1 - 1) + off + 1, s)))
+            if len(pair) == 2:
+                rects.append((i * kernel[1] + j, pair[0][0], pair[1][0], pair[0][1], pair[1][1]))
+    return rects
+
+
+def _over_images(work, n, elements):
+    """``work(n0, n1)`` over the batch (the results, in order), split among the threads
+    when there is enough work: ``elements`` values times taps."""
+    return parallel_for(work, n, threads=None if elements >= PARALLEL_MIN_ELEMENTS else 1)
+
+
+#: Channels-last work (values times taps) below which one thread does it all.
+PARALLEL_MIN_ELEMENTS = 1 << 20
+
+
+def _channels_last_forward(x, weight, bias, stride, padding, dilation, out_hw):
+    N, C, H, W = x.shape
+    kh, kw = weight.shape[2:]
+    rects = _tap_rectangles((H, W), out_hw, (kh, kw), stride, padding, dilation)
+    wt = np.ascontiguousarray(weight.reshape(C, kh * kw).T)            # (taps, C): a row per tap
+    y = np.empty((N, C) + tuple(out_hw), dtype=x.dtype)
+
+    def work(n0, n1):
+        xl = np.ascontiguousarray(x[n0:n1].transpose(0, 2, 3, 1))      # (n, H, W, C)
+        acc = np.zeros((n1 - n0,) + tuple(out_hw) + (C,), dtype=x.dtype)
+        tmp = np.empty_like(acc)
+        for t, oy, ox, iy, ix in rects:
+            part = tmp[:, oy, ox]
+            np.multiply(xl[:, iy, ix], wt[t], out=part)
+            acc[:, oy, ox] += part
+        if bias is not None:
+            acc += bias
+        y[n0:n1] = acc.transpose(0, 3, 1, 2)
+
+    _over_images(work, N, y.size * len(rects))
+    return y
+
+
+def _channels_last_backward(grad_out, x, weight, stride, padding, dilation, need_x, need_w):
+    N, C, H, W = x.shape
+    kh, kw = weight.shape[2:]
+    rects = _tap_rectangles((H, W), grad_out.shape[2:], (kh, kw), stride, padding, dilation)
+    wt = np.ascontiguousarray(weight.reshape(C, kh * kw).T)
+    gx = np.empty(x.shape, dtype=x.dtype) if need_x else None
+
+    def work(n0, n1):
+        xl = np.ascontiguousarray(x[n0:n1].transpose(0, 2, 3, 1)) if need_w else None
+        gl = np.ascontiguousarray(grad_out[n0:n1].transpose(0, 2, 3, 1))
+        gw = np.zeros((kh * kw, C), dtype=np.float64) if need_w else None
+        acc = np.zeros((n1 - n0, H, W, C), dtype=x.dtype) if need_x else None
+        for t, oy, ox, iy, ix in rects:
+            g = gl[:, oy, ox]
+            if need_w:
+                gw[t] = np.einsum("nyxc,nyxc->c", g, xl[:, iy, ix])
+            if need_x:
+                acc[:, iy, ix] += g * wt[t]
+        if need_x:
+            gx[n0:n1] = acc.transpose(0, 3, 1, 2)
+        return gw
+
+    parts = _over_images(work, N, grad_out.size * len(rects))
+    if not need_w:
+        return gx, None
+    gw = parts[0]
+    for p in parts[1:]:
+        gw = gw + p
+    return gx, gw.T.reshape(C, 1, kh, kw).astype(x.dtype)
