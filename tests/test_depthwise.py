@@ -173,25 +173,23 @@ def test_non_contiguous_input_and_gradient():
     np.testing.assert_allclose(gw, gw_ref, rtol=1e-10, atol=1e-12)
 
 
-@requires_torch
-@pytest.mark.parametrize("n", [1, 2, 3])
-def test_blocks_of_channels_split_over_n_threads(monkeypatch, n):
-    """Each thread takes its own blocks of channels (chunks seen on >= 2 threads), and the
-    answer is PyTorch's whatever the count."""
+def _check_split_over_threads(monkeypatch, n, shape, bias):
+    """Forward and backward of a stride-1 3x3 depthwise conv at ``n`` threads: 2n chunks on
+    >= 2 threads (none at 1 thread), and PyTorch's answer whatever the count."""
     seen, run_chunk = [], T._run_chunk
 
     def recording(fn, start, stop):
         seen.append((threading.get_ident(), start, stop))
         return run_chunk(fn, start, stop)
     monkeypatch.setattr(T, "_run_chunk", recording)
-    monkeypatch.setattr(D, "BLOCK_ELEMENTS", 1 << 12)     # several blocks even on this small case
     rng = np.random.default_rng(5)
-    x, w = rng.standard_normal((2, 7, 12, 10)), rng.standard_normal((7, 1, 3, 3))
-    g = rng.standard_normal((2, 7, 12, 10))
-    y_ref, gx_ref, gw_ref, _ = _torch_grads(x, w, None, (1, 1), (1, 1), (1, 1), None, g)
+    c = shape[1]
+    x, w, g = rng.standard_normal(shape), rng.standard_normal((c, 1, 3, 3)), rng.standard_normal(shape)
+    b = rng.standard_normal(c) if bias else None
+    y_ref, gx_ref, gw_ref, _ = _torch_grads(x, w, b, (1, 1), (1, 1), (1, 1), None, g)
     try:
         T.set_num_threads(n)
-        y = D.depthwise_forward(x, w, None, (1, 1), (1, 1), (1, 1), (12, 10))
+        y = D.depthwise_forward(x, w, b, (1, 1), (1, 1), (1, 1), shape[2:])
         gx, gw = D.depthwise_backward(g, x, w, (1, 1), (1, 1), (1, 1))
     finally:
         T.set_num_threads(None)
@@ -201,6 +199,22 @@ def test_blocks_of_channels_split_over_n_threads(monkeypatch, n):
         assert len(seen) == 2 * n and len({ident for ident, _, _ in seen}) >= 2
     for got, ref in ((y, y_ref), (gx, gx_ref), (gw, gw_ref)):
         np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+
+
+@requires_torch
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_blocks_of_channels_split_over_n_threads(monkeypatch, n):
+    """The flat layout: each thread takes its own blocks of channels."""
+    monkeypatch.setattr(D, "BLOCK_ELEMENTS", 1 << 12)     # several blocks even on this small case
+    _check_split_over_threads(monkeypatch, n, (2, 7, 12, 10), bias=False)
+
+
+@requires_torch
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_channels_last_splits_the_images_over_n_threads(monkeypatch, n):
+    """The channels-last layout (a small map of many channels): each thread its images."""
+    monkeypatch.setattr(D, "PARALLEL_MIN_ELEMENTS", 1)
+    _check_split_over_threads(monkeypatch, n, (5, 130, 6, 5), bias=True)
 
 
 @requires_torch
@@ -219,10 +233,11 @@ def test_depthwise_layer_trains_like_torch(parity):
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-def test_gradcheck_through_conv2d(monkeypatch, stride):
-    """Central differences through F.conv2d with the direct kernel forced on a small map."""
+def test_gradcheck_through_conv2d(layout, monkeypatch, stride):
+    """Central differences through F.conv2d with each direct kernel forced on a small map."""
     from minisegnet.gradcheck import gradcheck
-    monkeypatch.setattr(D, "MIN_PIXELS", 0)
+    if layout == "flat":
+        monkeypatch.setattr(D, "MIN_PIXELS", 0)
     rng = np.random.default_rng(11)
     x, w, b = (ms.tensor(rng.standard_normal(s), requires_grad=True)
                for s in ((2, 3, 6, 5), (3, 1, 3, 3), (3,)))
@@ -249,42 +264,3 @@ def test_conv2d_picks_a_layout_by_size_and_matches_torch(parity, monkeypatch, sh
     expected = {"channels_last": ["_channels_last_forward", "_channels_last_backward"],
                 "flat": ["_Layout", "_Layout"], None: []}[picked]
     assert calls == expected
-
-
-@requires_torch
-@pytest.mark.parametrize("n", [1, 2, 3])
-def test_channels_last_splits_the_images_over_n_threads(monkeypatch, n):
-    seen, run_chunk = [], T._run_chunk
-
-    def recording(fn, start, stop):
-        seen.append((threading.get_ident(), start, stop))
-        return run_chunk(fn, start, stop)
-    monkeypatch.setattr(T, "_run_chunk", recording)
-    monkeypatch.setattr(D, "PARALLEL_MIN_ELEMENTS", 1)
-    rng = np.random.default_rng(7)
-    x, w, b = rng.standard_normal((5, 130, 6, 5)), rng.standard_normal((130, 1, 3, 3)), rng.standard_normal(130)
-    g = rng.standard_normal((5, 130, 6, 5))
-    y_ref, gx_ref, gw_ref, _ = _torch_grads(x, w, b, (1, 1), (1, 1), (1, 1), None, g)
-    try:
-        T.set_num_threads(n)
-        y = D.depthwise_forward(x, w, b, (1, 1), (1, 1), (1, 1), (6, 5))
-        gx, gw = D.depthwise_backward(g, x, w, (1, 1), (1, 1), (1, 1))
-    finally:
-        T.set_num_threads(None)
-    if n == 1:
-        assert seen == []
-    else:
-        assert len(seen) == 2 * n and len({ident for ident, _, _ in seen}) >= 2
-    for got, ref in ((y, y_ref), (gx, gx_ref), (gw, gw_ref)):
-        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("stride", [1, 2])
-def test_gradcheck_through_conv2d_channels_last(monkeypatch, stride):
-    """Central differences through F.conv2d with the channels-last kernel forced."""
-    from minisegnet.gradcheck import gradcheck
-    monkeypatch.setattr(D, "SMALL_MAP_CHANNELS", 0)
-    rng = np.random.default_rng(12)
-    x, w, b = (ms.tensor(rng.standard_normal(s), requires_grad=True)
-               for s in ((2, 3, 6, 5), (3, 1, 3, 3), (3,)))
-    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=1, groups=3), x, w, b)
