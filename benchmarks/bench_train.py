@@ -27,6 +27,13 @@ and ``torch.set_num_threads``); steps are interleaved with a short pause between
 ``benchmarks/results/bench_train_t<threads>.json`` (``--no-save`` to skip), which
 ``benchmarks/report.py`` turns into the README tables.
 
+``--keep-memory`` runs both libraries with freed memory kept in the process
+(:func:`minisegnet.allocator.keep_freed_memory`, what ``minisegnet train`` sets) instead of
+glibc's defaults, without the memory probes; results go to
+``bench_train_kept_t<threads>.json``. The setting is process-wide, so PyTorch gains from it
+too: the pair of tables shows what each library's step costs in its own users' setting
+(glibc's defaults for PyTorch, kept memory for ``minisegnet train``) and in the other's.
+
 Targets (issue 11): time <= 1.0x PyTorch CPU at 1 and 2 threads, peak memory <= 1.0x; (issue 13)
 Fast-SCNN and BiSeNetV2 <= 1.2x, SegFormer-B0 <= 1.5x (``--models fast_scnn,bisenetv2,segformer_b0``).
 """
@@ -214,6 +221,9 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="2 timed steps instead of --repeats")
     p.add_argument("--no-memory", action="store_true", help="skip the memory probes")
     p.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/bench_train_t<threads>.json")
+    p.add_argument("--keep-memory", action="store_true",
+                   help="keep freed memory in the process, as `minisegnet train` does (both libraries; "
+                        "no memory probes; results in bench_train_kept_t<threads>.json)")
     p.add_argument("--_probe", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -233,11 +243,17 @@ def main(argv=None):
         return 0
     if args.quick:
         args.repeats = 2
+    if args.keep_memory:
+        from minisegnet import allocator
+        if not allocator.keep_freed_memory():
+            print("bench_train: --keep-memory could not be set here (not glibc, or malloc tuned by the "
+                  "environment); running with the allocator as it is")
+        args.no_memory = True                # peaks no longer follow live memory
     set_threads(args.threads)
     print(f"# One training step, {args.batch}x3x{args.size}x{args.size} float32, {NUM_CLASSES} classes, "
           f"zoo defaults (resnet_tiny at output stride 8; width 1.0), SGD(momentum 0.9)")
     print(f"# device {args.device}, {args.threads} thread(s) for both, median of {args.repeats} interleaved "
-          f"steps after two warm-ups")
+          f"steps after two warm-ups" + ("; freed memory kept in the process (--keep-memory)" if args.keep_memory else ""))
     note = machine_note()
     print(describe(note))
     print()
@@ -294,8 +310,10 @@ def main(argv=None):
         line += f"; worst memory ratio {worst_mem:.2f} ({verdict_mem} the <= {MEMORY_TARGET}x target)"
     print(line + ".")
     if not args.no_save and args.device == "cpu":
-        config = dict(batch=args.batch, size=args.size, repeats=args.repeats, threads=args.threads)
-        print("wrote", write_result(f"bench_train_t{args.threads}", dict(machine=note, config=config, rows=rows)))
+        config = dict(batch=args.batch, size=args.size, repeats=args.repeats, threads=args.threads,
+                      keep_memory=args.keep_memory)
+        name = f"bench_train_{'kept_' if args.keep_memory else ''}t{args.threads}"
+        print("wrote", write_result(name, dict(machine=note, config=config, rows=rows)))
     return 0
 
 

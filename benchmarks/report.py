@@ -49,10 +49,12 @@ def _thread_table(runs, header, rows_of, setup_of):
     return "\n".join(lines + [""] + [f"- {n}" for n in notes])
 
 
-def train_table(results):
-    runs = _by_threads(results, "bench_train_t")
+def train_table(results, prefix="bench_train_t", how="--threads N"):
+    """bench_train: one row per thread count and model (``prefix`` picks the plain runs or
+    the ``--keep-memory`` ones)."""
+    runs = _by_threads(results, prefix)
     if not runs:
-        return "(no bench_train results yet: run `python benchmarks/bench_train.py --threads N`)"
+        return f"(no such bench_train results yet: run `python benchmarks/bench_train.py {how}`)"
 
     def rows_of(data, t):
         lines = []
@@ -270,7 +272,9 @@ def grade_line(results):
             f"{d['jobs']}` on {d['cpu_count']} cores{load}{when}: {d['per_file_s']:.2f} s per file.")
 
 
-BLOCKS = {"goals": train_goals, "grade": grade_line, "zoo": zoo_table, "sizes": sizes_table, "train": train_table, "ops": ops_table, "profile": profile_table, "trainrun": trainrun_table,
+BLOCKS = {"goals": train_goals, "grade": grade_line, "zoo": zoo_table, "sizes": sizes_table, "train": train_table,
+          "trainkept": lambda results: train_table(results, "bench_train_kept_t", "--keep-memory --threads N"),
+          "ops": ops_table, "profile": profile_table, "trainrun": trainrun_table,
           "layers": layers_table}
 
 

@@ -96,3 +96,19 @@ def test_layers_block_lists_the_biggest_losses_first_with_hand_computed_rates():
     assert lines[0] == "| 1 | fcn | 8x3x128x128, 16x3x7x7, s2, d1 | 4.00 | 2.00 | 2.00 | 5 / 10 |"
     assert lines[1].startswith("| 1 | fcn | 8x3x64x64, 16x3x7x7, s2, d1 | 1.00 | 2.00 | 0.50 |")
     assert lines[2] == "| 1 | fcn | *all 2 convolutions* | 5.0 | 4.0 | 1.25 | |"
+
+
+def test_kept_memory_runs_have_their_own_table_and_do_not_feed_the_goals():
+    kept = {"machine": MACHINE, "config": {"threads": 2, "batch": 8, "size": 128, "repeats": 9, "keep_memory": True},
+            "rows": [{"model": "fcn", "minisegnet_s": 0.077, "torch_s": 0.061, "ratio": 0.077 / 0.061,
+                      "cpu_ratio": 1.03}]}
+    results = dict(RESULTS, bench_train_kept_t2=kept)
+    out = report.render("<!-- bench:trainkept -->\n<!-- /bench:trainkept -->\n"
+                        "<!-- bench:train -->\n<!-- /bench:train -->\n<!-- bench:goals -->\n<!-- /bench:goals -->",
+                        results)
+    kept_block, rest = out.split("<!-- /bench:trainkept -->")
+    assert "| 2 | fcn | 0.077 | 0.061 | 1.26 | 1.03 | - |" in kept_block        # 0.077 / 0.061 = 1.262
+    assert "0.123" not in kept_block
+    assert "1.26" not in rest and "| 2 | fcn | 0.123 | 0.200 | 0.62 |" in rest
+    assert "fcn 0.62" in rest                                                  # the goals read the plain run
+    assert "--keep-memory" in report.render("<!-- bench:trainkept -->\n<!-- /bench:trainkept -->", {})
