@@ -81,8 +81,8 @@ def train_goals(results):
     """Issue 11's goals, each read off the results files: which models meet the step-time
     goal and floor per thread count, the second thread's speedup of each library, the
     worst peak-memory ratio and the default training runs."""
-    runs = {results[k]["config"]["threads"]: {r["model"]: r for r in results[k]["rows"]}
-            for k in results if k.startswith("bench_train_t")}
+    runs = {data["config"]["threads"]: {r["model"]: r for r in data["rows"]}
+            for data in _by_threads(results, "bench_train_t")}
     lines = []
     for t in sorted(runs):
         rows = [runs[t][m] for m in GOAL_MODELS if m in runs[t]]

@@ -262,14 +262,14 @@ def _tap_rectangles(in_hw, out_hw, kernel, stride, padding, dilation):
     return rects
 
 
+#: Channels-last work (values times taps) below which one thread does it all.
+PARALLEL_MIN_ELEMENTS = 1 << 20
+
+
 def _over_images(work, n, elements):
     """``work(n0, n1)`` over the batch (the results, in order), split among the threads
     when there is enough work: ``elements`` values times taps."""
     return parallel_for(work, n, threads=None if elements >= PARALLEL_MIN_ELEMENTS else 1)
-
-
-#: Channels-last work (values times taps) below which one thread does it all.
-PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
 def _channels_last_forward(x, weight, bias, stride, padding, dilation, out_hw):
@@ -320,7 +320,4 @@ def _channels_last_backward(grad_out, x, weight, stride, padding, dilation, need
     parts = _over_images(work, N, grad_out.size * len(rects))
     if not need_w:
         return gx, None
-    gw = parts[0]
-    for p in parts[1:]:
-        gw = gw + p
-    return gx, gw.T.reshape(C, 1, kh, kw).astype(x.dtype)
+    return gx, sum(parts).T.reshape(C, 1, kh, kw).astype(x.dtype)      # the threads' partial sums
