@@ -5,7 +5,8 @@
 
 A block is the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``; NAME is
 ``train`` (bench_train, every thread count), ``ops`` (bench_ops, every thread count) or
-``profile`` (profile_step, the top ops of each model), ``layers`` (bench_layers: the
+``profile`` (profile_step, the top ops of each model), ``gil`` (gil_share: the share of a
+step with the GIL held), ``layers`` (bench_layers: the
 convolutions where minisegnet loses most), ``goals`` (issue 11's goals, from
 bench_train and time_train), ``trainrun`` (time_train), ``grade`` (bench_grade), ``zoo`` (bench_zoo:
 mIoU over seeds per dataset and model) or ``sizes`` (zoo_sizes: parameters and MACs at 512x512). Numbers are only ever copied from
@@ -261,6 +262,29 @@ def layers_table(results, top=6):
                                             f"{c['repeats']} interleaved calls")
 
 
+def gil_table(results):
+    """gil_share: the share of a step with the GIL held, per model and thread count."""
+    runs = _by_threads(results, "gil_share_t")
+    if not runs:
+        return "(no GIL shares yet: run `python benchmarks/gil_share.py --threads N --json`)"
+    lines = ["| threads | model | ms per step | GIL held (upper bound) | main thread | pool threads | "
+             "main thread, by module | main thread, busiest functions |", "|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for data in runs:
+        t = data["threads"]
+        for model, r in data["models"].items():
+            where, busiest = (", ".join(f"{k} {100 * v:.1f}%" for k, v in
+                                        sorted(r[key].items(), key=lambda kv: -kv[1])[:n])
+                              for key, n in (("where", 4), ("functions", 2)))
+            lines.append(f"| {t} | {model} | {1e3 * r['step_s']:.0f} | {100 * r['total']:.0f}% "
+                         f"({100 * r['total_upper']:.0f}%) | {100 * r['main']:.0f}% | {100 * r['workers']:.0f}% | "
+                         f"{where} | {busiest} |")
+        c = data["config"]
+        notes.append(f"{t} thread(s): {c['seconds']:g} s of steps per run, py-spy at {c['rate']} Hz; "
+                     f"{_when(data['machine'])}")
+    return "\n".join(lines + [""] + [f"- {n}" for n in notes])
+
+
 def grade_line(results):
     d = results.get("bench_grade")
     if not d:
@@ -275,7 +299,7 @@ def grade_line(results):
 BLOCKS = {"goals": train_goals, "grade": grade_line, "zoo": zoo_table, "sizes": sizes_table, "train": train_table,
           "trainkept": lambda results: train_table(results, "bench_train_kept_t", "--keep-memory --threads N"),
           "ops": ops_table, "profile": profile_table, "trainrun": trainrun_table,
-          "layers": layers_table}
+          "layers": layers_table, "gil": gil_table}
 
 
 def render(text, results):

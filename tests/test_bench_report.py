@@ -112,3 +112,16 @@ def test_kept_memory_runs_have_their_own_table_and_do_not_feed_the_goals():
     assert "1.26" not in rest and "| 2 | fcn | 0.123 | 0.200 | 0.62 |" in rest
     assert "fcn 0.62" in rest                                                  # the goals read the plain run
     assert "--keep-memory" in report.render("<!-- bench:trainkept -->\n<!-- /bench:trainkept -->", {})
+
+
+def test_gil_block_lists_each_run_largest_module_first():
+    row = {"step_s": 0.0921, "total": 0.234, "total_upper": 0.331, "main": 0.18, "workers": 0.054,
+           "where": {"optim": 0.01, "kernels": 0.11, "functional": 0.02},
+           "functions": {"a (minisegnet/x.py)": 0.004, "b (minisegnet/y.py)": 0.015}}
+    results = {"gil_share_t2": {"machine": MACHINE, "threads": 2, "config": {"seconds": 6.0, "rate": 250},
+                                "models": {"fcn": row}}}
+    out = report.render("<!-- bench:gil -->\n<!-- /bench:gil -->", results)
+    assert ("| 2 | fcn | 92 | 23% (33%) | 18% | 5% | kernels 11.0%, functional 2.0%, optim 1.0% | "
+            "b (minisegnet/y.py) 1.5%, a (minisegnet/x.py) 0.4% |") in out
+    assert "6 s of steps per run, py-spy at 250 Hz" in out and "load average 3.5" in out
+    assert "gil_share.py" in report.render("<!-- bench:gil -->\n<!-- /bench:gil -->", {})
