@@ -23,7 +23,7 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
-from common import describe, machine_note, set_threads, time_interleaved, write_result  # noqa: E402
+from common import describe, machine_note, set_threads, step_arguments, time_interleaved, write_result  # noqa: E402
 
 import minisegnet as ms  # noqa: E402
 import minisegnet.functional.conv as FC  # noqa: E402
@@ -84,10 +84,7 @@ def time_layer(layer, repeats):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", default="fcn", help="comma-separated zoo names (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--size", type=int, default=128)
+    step_arguments(p, "fcn", 1)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--no-save", action="store_true")
     args = p.parse_args(argv)

@@ -53,7 +53,7 @@ sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "tests")]   # common.p
 import numpy as np  # noqa: E402
 
 from common import (describe, machine_note, peak_rss_bytes, reset_peak_rss, rss_bytes, set_threads,  # noqa: E402
-                    time_interleaved, write_result)
+                    step_arguments, time_interleaved, write_result)
 
 import minisegnet as ms  # noqa: E402
 from minisegnet import models, optim  # noqa: E402
@@ -212,11 +212,8 @@ def cuda_memory(name, args):
 # ---------------------------------------------------------------------------- main
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", default=",".join(MODELS), help="comma-separated zoo names (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--size", type=int, default=128)
+    step_arguments(p, ",".join(MODELS), os.cpu_count() or 1)
     p.add_argument("--repeats", type=int, default=5, help="timed steps per framework (median reported)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for both (default: all cores)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--quick", action="store_true", help="2 timed steps instead of --repeats")
     p.add_argument("--no-memory", action="store_true", help="skip the memory probes")

@@ -36,6 +36,15 @@ def set_threads(n):
         pass
 
 
+def step_arguments(parser, models, threads):
+    """The options every training-step script takes: ``--models`` (comma-separated zoo
+    names), ``--threads`` and the batch's ``--batch`` x 3 x ``--size`` x ``--size``."""
+    parser.add_argument("--models", default=models, help="comma-separated zoo names (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=threads, help="threads for both (default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=128)
+
+
 # ---------------------------------------------------------------------------- timing
 def time_interleaved(runners, repeats, block=1, pause=0.02, sync=None, stat=statistics.median):
     """Seconds per call of each runner in ``runners`` ({name: fn()}), interleaved.

@@ -27,6 +27,10 @@ splits the main thread's GIL samples by the innermost minisegnet module on the s
 (``autograd``: the engine; ``functional``: the ops' Python; ``kernels``: the array
 kernels' Python; ``optim``, ``nn``, ...).
 """
+try:        # before NumPy: OpenBLAS's idle threads then sleep at once (minisegnet/blas_env.py)
+    import minisegnet.blas_env  # noqa: F401
+except ImportError:
+    pass
 import argparse
 import collections
 import json
@@ -39,6 +43,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from common import describe, machine_note, set_threads, step_arguments, write_result  # noqa: E402
+
 WINDOW = "_steps_under_sampling"
 MODULE = re.compile(r"\(minisegnet/([a-z_]+)(?:/|\.py)")
 FUNCTION = re.compile(r":\d+\)$")           # a frame's line number
@@ -55,10 +63,7 @@ def _steps_under_sampling(step, seconds):
 
 
 def child(args):
-    import minisegnet.blas_env  # noqa: F401  (before NumPy, as the command line does)
-    sys.path.insert(0, HERE)
     import bench_train
-    from common import set_threads
     set_threads(args.threads)
     x, y = bench_train.make_batch(args.batch, args.size, "cpu")
     _, step = bench_train.minisegnet_setup(args.models, x, y, "cpu")
@@ -140,10 +145,7 @@ def sample(mode, args, tmp):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", default="deeplabv3,pspnet,fcn")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--size", type=int, default=128)
+    step_arguments(p, "deeplabv3,pspnet,fcn", 2)
     p.add_argument("--seconds", type=float, default=6.0, help="length of the sampled window")
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--json", action="store_true", help="write benchmarks/results/gil_share_t<threads>.json")
@@ -153,8 +155,6 @@ def main(argv=None):
         return child(args)
     if shutil.which("py-spy") is None:
         raise SystemExit("gil_share: needs the py-spy profiler on PATH: pip install py-spy")
-    sys.path.insert(0, HERE)
-    from common import describe, machine_note, set_threads, write_result
     set_threads(args.threads)
     note = machine_note()
     print(describe(note))

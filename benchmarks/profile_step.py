@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import describe, machine_note, set_threads, write_result  # noqa: E402
+from common import describe, machine_note, set_threads, step_arguments, write_result  # noqa: E402
 
 import minisegnet as ms  # noqa: E402
 from minisegnet.autograd import Function  # noqa: E402
@@ -130,10 +130,7 @@ def profile_torch(name, args):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", default="deeplabv3,pspnet,fcn")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--size", type=int, default=128)
+    step_arguments(p, "deeplabv3,pspnet,fcn", 1)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--top", type=int, default=14, help="rows per table")
     p.add_argument("--no-torch", action="store_true")
