@@ -76,31 +76,30 @@ def child(args):
 
 # ---------------------------------------------------------------------------- the samples
 def parse_raw(lines):
-    """Count py-spy ``--format raw --threads`` samples: ``{"main": n, "workers": n,
-    "main_where": {module: n}, "main_functions": {function: n}}`` (the ten busiest
-    functions: innermost minisegnet frame, without its line) for the samples inside the window (:data:`WINDOW` on the
-    main thread's stack; every sample of another thread, since the pool only works
-    during steps after the warm-up -- its warm-up samples are the small bias left)."""
+    """Count py-spy ``--format raw --threads`` samples inside the window:
+    ``{"main": n, "workers": n, "main_where": {module: n}, "main_functions": {function: n}}``.
+
+    A main-thread sample is inside when :data:`WINDOW` is on its stack; it is attributed to
+    its innermost minisegnet frame (module, and function without its line; the ten busiest
+    functions are kept). Every pool-thread sample counts: the pool works only during steps
+    (its few warm-up samples are the small bias left).
+    """
     counts = {"main": 0, "workers": 0, "main_where": collections.Counter(),
               "main_functions": collections.Counter()}
     for line in lines:
-        line = line.rstrip("\n")
-        if not line.strip():
+        stack, _, n = line.strip().rpartition(" ")
+        if not n.isdigit():             # an empty line, or a frame py-spy read half-way
             continue
-        stack, _, n = line.rpartition(" ")
-        if not n.isdigit():             # a frame name py-spy read half-way: not a sample
-            continue
-        n = int(n)
-        if ";MainThread;" in stack or stack.split(";", 1)[0].endswith("MainThread"):
+        frames = stack.split(";")
+        if frames[0].endswith("MainThread"):
             if WINDOW not in stack:
                 continue
-            counts["main"] += n
-            inner = MODULE.findall(stack)
-            counts["main_where"][inner[-1] if inner else "benchmark"] += n
-            frames = [f for f in stack.split(";") if "(minisegnet/" in f]
-            counts["main_functions"][FUNCTION.sub(")", frames[-1]) if frames else "benchmark"] += n
+            ours = [f for f in frames if "(minisegnet/" in f]
+            counts["main"] += int(n)
+            counts["main_where"][MODULE.search(ours[-1]).group(1) if ours else "benchmark"] += int(n)
+            counts["main_functions"][FUNCTION.sub(")", ours[-1]) if ours else "benchmark"] += int(n)
         elif "minisegnet/kernels/threads.py" in stack:
-            counts["workers"] += n
+            counts["workers"] += int(n)
     counts["main_where"] = dict(counts["main_where"])
     counts["main_functions"] = dict(counts["main_functions"].most_common(10))
     return counts

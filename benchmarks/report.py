@@ -263,26 +263,22 @@ def layers_table(results, top=6):
 
 
 def gil_table(results):
-    """gil_share: the share of a step with the GIL held, per model and thread count."""
+    """gil_share: the share of a step with the GIL held, per thread count and model."""
     runs = _by_threads(results, "gil_share_t")
     if not runs:
         return "(no GIL shares yet: run `python benchmarks/gil_share.py --threads N --json`)"
-    lines = ["| threads | model | ms per step | GIL held (upper bound) | main thread | pool threads | "
-             "main thread, by module | main thread, busiest functions |", "|---|---|---|---|---|---|---|---|"]
-    notes = []
-    for data in runs:
-        t = data["threads"]
-        for model, r in data["models"].items():
-            where, busiest = (", ".join(f"{k} {100 * v:.1f}%" for k, v in
-                                        sorted(r[key].items(), key=lambda kv: -kv[1])[:n])
-                              for key, n in (("where", 4), ("functions", 2)))
-            lines.append(f"| {t} | {model} | {1e3 * r['step_s']:.0f} | {100 * r['total']:.0f}% "
-                         f"({100 * r['total_upper']:.0f}%) | {100 * r['main']:.0f}% | {100 * r['workers']:.0f}% | "
-                         f"{where} | {busiest} |")
-        c = data["config"]
-        notes.append(f"{t} thread(s): {c['seconds']:g} s of steps per run, py-spy at {c['rate']} Hz; "
-                     f"{_when(data['machine'])}")
-    return "\n".join(lines + [""] + [f"- {n}" for n in notes])
+
+    def largest(shares, n):
+        return ", ".join(f"{k} {100 * v:.1f}%" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])[:n])
+
+    def rows_of(data, t):
+        return [f"| {t} | {model} | {1e3 * r['step_s']:.0f} | {100 * r['total']:.0f}% ({100 * r['total_upper']:.0f}%) | "
+                f"{100 * r['main']:.0f}% | {100 * r['workers']:.0f}% | {largest(r['where'], 4)} | "
+                f"{largest(r['functions'], 2)} |" for model, r in data["models"].items()]
+    return _thread_table(runs, ["| threads | model | ms per step | GIL held (upper bound) | main thread | pool threads | "
+                                "main thread, by module | main thread, busiest functions |",
+                                "|---|---|---|---|---|---|---|---|"],
+                         rows_of, lambda c: f"{c['seconds']:g} s of steps per run, py-spy at {c['rate']} Hz")
 
 
 def grade_line(results):

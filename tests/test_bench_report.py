@@ -118,7 +118,7 @@ def test_gil_block_lists_each_run_largest_module_first():
     row = {"step_s": 0.0921, "total": 0.234, "total_upper": 0.331, "main": 0.18, "workers": 0.054,
            "where": {"optim": 0.01, "kernels": 0.11, "functional": 0.02},
            "functions": {"a (minisegnet/x.py)": 0.004, "b (minisegnet/y.py)": 0.015}}
-    results = {"gil_share_t2": {"machine": MACHINE, "threads": 2, "config": {"seconds": 6.0, "rate": 250},
+    results = {"gil_share_t2": {"machine": MACHINE, "threads": 2, "config": {"threads": 2, "seconds": 6.0, "rate": 250},
                                 "models": {"fcn": row}}}
     out = report.render("<!-- bench:gil -->\n<!-- /bench:gil -->", results)
     assert ("| 2 | fcn | 92 | 23% (33%) | 18% | 5% | kernels 11.0%, functional 2.0%, optim 1.0% | "
