@@ -370,6 +370,29 @@ def test_thread_counts_agree(threads, shapes):
         np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
 
 
+@requires_torch
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("xs,ws,kw", [((5, 4, 9, 8), (6, 4, 3, 3), dict(padding=1)),
+                                      ((3, 4, 9, 9), (6, 2, 3, 3), dict(stride=2, padding=2, dilation=2,
+                                                                        groups=2)),
+                                      ((4, 3, 8, 8), (4, 3, 3, 3), dict(padding=12, dilation=12))])
+def test_one_image_per_block_matches_torch(parity, monkeypatch, threads, xs, ws, kw):
+    """Large maps go one image per NumPy call (IMAGE_BLOCK_ELEMENTS); here every map does,
+    so each thread loops over several blocks: forward, both gradients and the transpose."""
+    monkeypatch.setattr(K, "IMAGE_BLOCK_ELEMENTS", 1)
+    monkeypatch.setattr(K, "PARALLEL_MIN_MACS", 0)
+    assert K._images_per_step(np, xs[0], 1) == 1
+    arrays = [randn(*xs), randn(*ws, seed=1), randn(ws[0], seed=2)]
+    groups = kw.get("groups", 1)          # transposed weight: (in, out / groups, kh, kw)
+    arrays_t = [randn(*xs), randn(xs[1], 2, *ws[2:], seed=1), randn(2 * groups, seed=2)]
+    try:
+        K.set_num_threads(threads)
+        parity(lambda *t: F.conv2d(*t, **kw), lambda *t: TF.conv2d(*t, **kw), arrays)
+        parity(lambda *t: F.conv_transpose2d(*t, **kw), lambda *t: TF.conv_transpose2d(*t, **kw), arrays_t)
+    finally:
+        K.set_num_threads(None)
+
+
 def test_num_threads_setting_and_environment(monkeypatch):
     monkeypatch.setenv("MINISEGNET_NUM_THREADS", "3")
     assert K.num_threads() == 3
