@@ -9,6 +9,14 @@ same thread count. The table lists the layers by how many milliseconds minisegne
 run near the machine's matrix-product speed can only gain from a faster BLAS, one far
 below it has overhead to remove.
 
+That speed is measured too, interleaved with the other two: the layer's *one BLAS call*
+is NumPy's own matrix product (OpenBLAS) of the forward pass's shape, ``(O, C*kh*kw) @
+(C*kh*kw, N*Ho*Wo)``, split over the threads by columns (BLAS at one thread each, as in
+the kernels), counted once per pass. A layer near that speed has nothing left to gain but
+a faster BLAS; PyTorch's oneDNN kernels are not bound by it. (Thin products, e.g. a stem's
+16 output channels, run faster cut into pieces than as one call: there minisegnet beats
+it.) Grouped convolutions (depthwise) have no such single product and show "-".
+
     python benchmarks/bench_layers.py                       # fcn, 1 thread, 8x3x128x128
     python benchmarks/bench_layers.py --models deeplabv3,fcn --threads 2
 
@@ -29,6 +37,7 @@ import minisegnet as ms  # noqa: E402
 import minisegnet.functional.conv as FC  # noqa: E402
 from minisegnet import models  # noqa: E402
 from minisegnet.kernels import conv as K  # noqa: E402
+from minisegnet.kernels.threads import chunk_bounds, num_threads, parallel_for  # noqa: E402
 
 
 def record_convolutions(name, batch, size):
@@ -77,9 +86,39 @@ def time_layer(layer, repeats):
         if bt is not None:
             bt.grad = None
 
-    wall, _ = time_interleaved({"minisegnet": ours, "torch": theirs}, repeats)
+    runners = {"minisegnet": ours, "torch": theirs}
+    passes = 3 if need_x else 2
+    blas = blas_product(w, y.shape, layer["groups"], rng)
+    if blas is not None:
+        runners["blas"] = lambda: [blas() for _ in range(passes)]
+    # three calls in a row per library and round: at 2 threads a call right after a pause
+    # finds the other core asleep and runs up to 2x slower on this VM (benchmarks/README.md)
+    wall, _ = time_interleaved(runners, repeats, block=BLOCK)
     macs = int(np.prod(y.shape)) * int(np.prod(layer["w"][1:]))
-    return wall["minisegnet"], wall["torch"], macs * (3 if need_x else 2)
+    return wall["minisegnet"], wall["torch"], wall.get("blas"), macs * passes
+
+
+BLOCK = 3
+
+
+def blas_product(w, y_shape, groups, rng):
+    """A callable that runs the forward pass's matrix product of a convolution with weight
+    ``w`` and output shape ``y_shape`` as plain NumPy ``matmul``: ``(O, C*kh*kw) @ (C*kh*kw,
+    N*Ho*Wo)``, its columns split over the threads. None for grouped convolutions."""
+    if groups != 1:
+        return None
+    a = w.reshape(w.shape[0], -1)
+    b = rng.standard_normal((a.shape[1], int(np.prod(y_shape)) // y_shape[1])).astype(np.float32)
+    out = np.empty((a.shape[0], b.shape[1]), dtype=np.float32)
+    bounds = chunk_bounds(b.shape[1], num_threads())
+
+    def product():
+        def part(start, stop):
+            for i in range(start, stop):
+                lo, hi = bounds[i], bounds[i + 1]
+                np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
+        parallel_for(part, len(bounds) - 1)
+    return product
 
 
 def main(argv=None):
@@ -99,17 +138,18 @@ def main(argv=None):
     rows = []
     for name in [m for m in args.models.split(",") if m]:
         for layer in record_convolutions(name, args.batch, args.size):
-            ours, theirs, macs = time_layer(layer, args.repeats)
-            rows.append(dict(model=name, **layer, minisegnet_s=ours, torch_s=theirs, macs=macs))
+            ours, theirs, blas, macs = time_layer(layer, args.repeats)
+            rows.append(dict(model=name, **layer, minisegnet_s=ours, torch_s=theirs, blas_s=blas, macs=macs))
+            one_call = f", one BLAS call {2 * macs / blas / 1e9:.0f}" if blas else ""
             print(f"{name}: x{layer['x']} w{layer['w']} s{layer['stride']} d{layer['dilation']} g{layer['groups']}: "
                   f"{1e3 * ours:.2f} vs {1e3 * theirs:.2f} ms ({ours / theirs:.2f}x), "
-                  f"{2 * macs / ours / 1e9:.0f} vs {2 * macs / theirs / 1e9:.0f} GFLOP/s", flush=True)
+                  f"{2 * macs / ours / 1e9:.0f} vs {2 * macs / theirs / 1e9:.0f} GFLOP/s{one_call}", flush=True)
     for name in sorted({r["model"] for r in rows}):
         mine = [r for r in rows if r["model"] == name]
         a, b = sum(r["minisegnet_s"] for r in mine), sum(r["torch_s"] for r in mine)
         print(f"{name}: all {len(mine)} convolutions {1e3 * a:.1f} vs {1e3 * b:.1f} ms ({a / b:.2f}x)")
     if not args.no_save:
-        config = dict(batch=args.batch, size=args.size, repeats=args.repeats, threads=args.threads)
+        config = dict(batch=args.batch, size=args.size, repeats=args.repeats, block=BLOCK, threads=args.threads)
         print("wrote", write_result(f"bench_layers_t{args.threads}", dict(machine=note, config=config, rows=rows)))
     return 0
 

@@ -8,7 +8,8 @@ A block is the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``
 ``profile`` (profile_step, the top ops of each model), ``gil`` (gil_share: the share of a
 step with the GIL held), ``layers`` (bench_layers: the
 convolutions where minisegnet loses most), ``goals`` (issue 11's goals, from
-bench_train and time_train), ``trainrun`` (time_train), ``grade`` (bench_grade), ``zoo`` (bench_zoo:
+bench_train and time_train), ``trainrun`` (time_train), ``handoff`` (handoff: what a thread hand-off costs and a second
+thread gains), ``grade`` (bench_grade), ``zoo`` (bench_zoo:
 mIoU over seeds per dataset and model) or ``sizes`` (zoo_sizes: parameters and MACs at 512x512). Numbers are only ever copied from
 the results files, with the machine's load when they were measured.
 """
@@ -249,17 +250,23 @@ def layers_table(results, top=6):
             for r in sorted(rows, key=lambda r: r["torch_s"] - r["minisegnet_s"])[:top]:
                 geo = (f"{'x'.join(map(str, r['x']))}, {'x'.join(map(str, r['w']))}, s{r['stride'][0]}, "
                        f"d{r['dilation'][0]}" + (f", g{r['groups']}" if r["groups"] != 1 else ""))
+                blas = f"{gflops(r, 'blas_s')}" if r.get("blas_s") else "-"
                 lines.append(f"| {t} | {model} | {geo} | {1e3 * r['minisegnet_s']:.2f} | {1e3 * r['torch_s']:.2f} | "
-                             f"{r['minisegnet_s'] / r['torch_s']:.2f} | {2 * r['macs'] / r['minisegnet_s'] / 1e9:.0f} / "
-                             f"{2 * r['macs'] / r['torch_s'] / 1e9:.0f} |")
+                             f"{r['minisegnet_s'] / r['torch_s']:.2f} | {gflops(r, 'minisegnet_s')} / {blas} / "
+                             f"{gflops(r, 'torch_s')} |")
             a, b = sum(r["minisegnet_s"] for r in rows), sum(r["torch_s"] for r in rows)
             lines.append(f"| {t} | {model} | *all {len(rows)} convolutions* | {1e3 * a:.1f} | {1e3 * b:.1f} | "
                          f"{a / b:.2f} | |")
         return lines
+
+    def gflops(row, key):
+        return f"{2 * row['macs'] / row[key] / 1e9:.0f}"
     return _thread_table(runs, ["| threads | model | convolution (input, weight, stride, dilation) | minisegnet ms | "
-                                "PyTorch ms | ratio | GFLOP/s minisegnet / PyTorch |", "|---|---|---|---|---|---|---|"],
+                                "PyTorch ms | ratio | GFLOP/s minisegnet / one BLAS call / PyTorch |",
+                                "|---|---|---|---|---|---|---|"],
                          rows_of, lambda c: f"batch {c['batch']}, {c['size']}x{c['size']} input, median of "
-                                            f"{c['repeats']} interleaved calls")
+                                            f"{c['repeats']}" + (f"x{c['block']}" if c.get("block", 1) > 1 else "")
+                                            + " interleaved calls")
 
 
 def gil_table(results):
@@ -281,6 +288,30 @@ def gil_table(results):
                          rows_of, lambda c: f"{c['seconds']:g} s of steps per run, py-spy at {c['rate']} Hz")
 
 
+def handoff_table(results):
+    """handoff: the thread hand-off's cost, and what a second thread gains on element-wise
+    work of growing size (minisegnet's pool against PyTorch's) and on a matrix product."""
+    d = results.get("handoff")
+    if not d:
+        return "(no hand-off timings yet: run `python benchmarks/handoff.py`)"
+    lines = ["| work | minisegnet 1 -> 2 threads, us | speedup | PyTorch 1 -> 2 threads, us | speedup |",
+             "|---|---|---|---|---|"]
+    for size, row in sorted(d["elementwise"].items(), key=lambda kv: int(kv[0])):
+        cells = []
+        for lib in ("minisegnet", "torch"):
+            one, two = row[lib] if lib in row else (None, None)
+            cells.append(f"{one:.0f} -> {two:.0f} | {one / two:.2f}x" if one else "- | -")
+        lines.append(f"| a * b, {int(size):,} float32 values | " + " | ".join(cells) + " |")
+    one, two = d["product_us"]
+    lines.append(f"| matrix product {' x '.join(map(str, d['product_shape']))} | {one:.0f} -> {two:.0f} | "
+                 f"{one / two:.2f}x | | |")
+    idle = d.get("idle", {})
+    waits = ", ".join(f"{k} = {v}" for k, v in idle.items()) or "not readable"
+    return ("\n".join(lines) + f"\n\n- hand-off: a round trip between two Python threads through two locks "
+            f"{d['lock_round_trip_us']:.0f} us; an empty `parallel_for` over 2 threads {d['parallel_for_us']:.0f} us"
+            f"\n- idle cores: {waits}\n- {_when(d['machine'])}")
+
+
 def grade_line(results):
     d = results.get("bench_grade")
     if not d:
@@ -295,7 +326,7 @@ def grade_line(results):
 BLOCKS = {"goals": train_goals, "grade": grade_line, "zoo": zoo_table, "sizes": sizes_table, "train": train_table,
           "trainkept": lambda results: train_table(results, "bench_train_kept_t", "--keep-memory --threads N"),
           "ops": ops_table, "profile": profile_table, "trainrun": trainrun_table,
-          "layers": layers_table, "gil": gil_table}
+          "layers": layers_table, "gil": gil_table, "handoff": handoff_table}
 
 
 def render(text, results):

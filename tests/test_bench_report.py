@@ -88,13 +88,15 @@ def test_goals_block_reads_each_goal_off_the_results():
 def test_layers_block_lists_the_biggest_losses_first_with_hand_computed_rates():
     row = dict(model="fcn", w=(16, 3, 7, 7), stride=(2, 2), dilation=(1, 1), groups=1, bias=False)
     results = {"bench_layers_t1": {"machine": MACHINE, "config": {"threads": 1, "batch": 8, "size": 128, "repeats": 7},
-                                   "rows": [dict(row, x=(8, 3, 128, 128), minisegnet_s=0.004, torch_s=0.002, macs=10**7),
+                                   "rows": [dict(row, x=(8, 3, 128, 128), minisegnet_s=0.004, torch_s=0.002,
+                                                 blas_s=0.0025, macs=10**7),
                                             dict(row, x=(8, 3, 64, 64), minisegnet_s=0.001, torch_s=0.002, macs=10**6)]}}
     out = report.render("<!-- bench:layers -->\n<!-- /bench:layers -->", results)
     lines = [ln for ln in out.splitlines() if ln.startswith("| 1 |")]
-    # lost 2 ms first, won 1 ms second; 2 * 1e7 / 0.004 s = 5 GFLOP/s, / 0.002 s = 10
-    assert lines[0] == "| 1 | fcn | 8x3x128x128, 16x3x7x7, s2, d1 | 4.00 | 2.00 | 2.00 | 5 / 10 |"
-    assert lines[1].startswith("| 1 | fcn | 8x3x64x64, 16x3x7x7, s2, d1 | 1.00 | 2.00 | 0.50 |")
+    # lost 2 ms first, won 1 ms second; 2 * 1e7 / 0.004 s = 5 GFLOP/s, / 0.0025 s = 8, / 0.002 s = 10
+    assert lines[0] == "| 1 | fcn | 8x3x128x128, 16x3x7x7, s2, d1 | 4.00 | 2.00 | 2.00 | 5 / 8 / 10 |"
+    # a row without a BLAS call (a grouped convolution, or an older results file) shows "-"
+    assert lines[1] == "| 1 | fcn | 8x3x64x64, 16x3x7x7, s2, d1 | 1.00 | 2.00 | 0.50 | 2 / - / 1 |"
     assert lines[2] == "| 1 | fcn | *all 2 convolutions* | 5.0 | 4.0 | 1.25 | |"
 
 
@@ -125,3 +127,19 @@ def test_gil_block_lists_each_run_largest_module_first():
             "b (minisegnet/y.py) 1.5%, a (minisegnet/x.py) 0.4% |") in out
     assert "6 s of steps per run, py-spy at 250 Hz" in out and "load average 3.5" in out
     assert "gil_share.py" in report.render("<!-- bench:gil -->\n<!-- /bench:gil -->", {})
+
+
+def test_handoff_block_shows_both_libraries_speedups_computed_by_hand():
+    results = {"handoff": {"machine": MACHINE, "idle": {"cpuidle_driver": "haltpoll", "guest_halt_poll_ns": "0"},
+                           "lock_round_trip_us": 44.6, "parallel_for_us": 61.2, "product_shape": [64, 576, 8192],
+                           "elementwise": {"262144": {"minisegnet": [45.0, 90.0], "torch": [40.0, 25.0]},
+                                           "4194304": {"minisegnet": [1600.0, 1280.0]}},
+                           "product_us": [8000.0, 4200.0]}}
+    out = report.render("<!-- bench:handoff -->\n<!-- /bench:handoff -->", results)
+    # 45 / 90 = 0.50x, 40 / 25 = 1.60x; 1600 / 1280 = 1.25x (no PyTorch: dashes); 8000 / 4200 = 1.90x
+    assert "| a * b, 262,144 float32 values | 45 -> 90 | 0.50x | 40 -> 25 | 1.60x |" in out
+    assert "| a * b, 4,194,304 float32 values | 1600 -> 1280 | 1.25x | - | - |" in out
+    assert "| matrix product 64 x 576 x 8192 | 8000 -> 4200 | 1.90x | | |" in out
+    assert "two locks 45 us; an empty `parallel_for` over 2 threads 61 us" in out
+    assert "idle cores: cpuidle_driver = haltpoll, guest_halt_poll_ns = 0" in out
+    assert "(no hand-off timings yet" in report.render("<!-- bench:handoff -->\n<!-- /bench:handoff -->", {})
