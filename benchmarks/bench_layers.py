@@ -37,7 +37,7 @@ import minisegnet as ms  # noqa: E402
 import minisegnet.functional.conv as FC  # noqa: E402
 from minisegnet import models  # noqa: E402
 from minisegnet.kernels import conv as K  # noqa: E402
-from minisegnet.kernels.threads import chunk_bounds, num_threads, parallel_for  # noqa: E402
+from minisegnet.kernels.threads import parallel_for  # noqa: E402
 
 
 def record_convolutions(name, batch, size):
@@ -110,15 +110,7 @@ def blas_product(w, y_shape, groups, rng):
     a = w.reshape(w.shape[0], -1)
     b = rng.standard_normal((a.shape[1], int(np.prod(y_shape)) // y_shape[1])).astype(np.float32)
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.float32)
-    bounds = chunk_bounds(b.shape[1], num_threads())
-
-    def product():
-        def part(start, stop):
-            for i in range(start, stop):
-                lo, hi = bounds[i], bounds[i + 1]
-                np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
-        parallel_for(part, len(bounds) - 1)
-    return product
+    return lambda: parallel_for(lambda lo, hi: np.matmul(a, b[:, lo:hi], out=out[:, lo:hi]), b.shape[1])
 
 
 def main(argv=None):

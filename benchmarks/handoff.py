@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 from common import describe, machine_note, set_threads, write_result  # noqa: E402
 
-from minisegnet.kernels.threads import chunk_bounds, parallel_for  # noqa: E402
+from minisegnet.kernels.threads import parallel_for  # noqa: E402
 
 IDLE_FILES = {"cpuidle_driver": "/sys/devices/system/cpu/cpuidle/current_driver",
               "cpuidle_governor": "/sys/devices/system/cpu/cpuidle/current_governor_ro",
@@ -87,11 +87,9 @@ def lock_round_trip_us(calls):
 
 
 def split(fn, n):
-    """``fn(lo, hi)`` over ``range(n)`` on the pool: one contiguous part per thread."""
-    def run():
-        parallel_for(lambda a, b: [fn(bounds[i], bounds[i + 1]) for i in range(a, b)], len(bounds) - 1)
-    bounds = chunk_bounds(n, 2)
-    return run
+    """A call that runs ``fn(lo, hi)`` over ``range(n)`` on the pool, one contiguous part
+    per thread (one whole call at 1 thread)."""
+    return lambda: parallel_for(fn, n)
 
 
 def elementwise(size, calls):
